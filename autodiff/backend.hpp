@@ -1,0 +1,162 @@
+// Contract: the Backend interface, everything an op may ask of a device.
+//  - Memory: empty() is the only way to obtain tensor bytes; it meters them in a
+//    MemoryCategory, and Storage's destructor gives them back (metered again).
+//  - Kernels: plain functions of tensors. They never allocate tensor memory; an op
+//    that needs scratch allocates it with empty(..., MemoryCategory::workspace).
+//  - Determinism: the same inputs and thread count give the same bits; no kernel
+//    that feeds a gradient may use atomics or a thread-count-free reduction order.
+//  - computes() is false on the metering-only backend: every kernel is a no-op
+//    there, so running the executor on it predicts the memory of a real run.
+// Dimension legends: N = batch, C = channels, H/W = height/width, K = output
+// channels, R/S = kernel height/width, M/N/K in gemm are the BLAS ones.
+#pragma once
+
+#include "autodiff/tensor.hpp"
+
+#include <string>
+#include <vector>
+
+namespace remat {
+
+enum class UnaryKind : std::uint8_t { neg, exp, log, tanh, sigmoid, relu, gelu, square, pow, scale };
+enum class BinaryKind : std::uint8_t { add, sub, mul, div };
+enum class ReduceKind : std::uint8_t { sum, mean, max };
+enum class PoolKind : std::uint8_t { max, avg };
+
+// A strided window over a tensor's elements: element (i0, i1, ...) is at
+// offset + sum(i_k * strides[k]). Used for permute, slice and concat.
+struct StridedView {
+  std::int64_t offset = 0;
+  Shape shape;
+  std::vector<std::int64_t> strides;
+};
+// The contiguous row-major strides of a shape.
+std::vector<std::int64_t> contiguous_strides(const Shape& shape);
+
+// C[b] = alpha * op(A[b]) @ op(B[b]) + beta * C[b] for b < batch, row-major.
+struct GemmArgs {
+  bool transpose_a = false, transpose_b = false;
+  std::int64_t m = 0, n = 0, k = 0, batch = 1;
+  double alpha = 1.0, beta = 0.0;
+  const Tensor* a = nullptr; std::int64_t a_offset = 0, lda = 0, a_batch_stride = 0;
+  const Tensor* b = nullptr; std::int64_t b_offset = 0, ldb = 0, b_batch_stride = 0;
+  Tensor* c = nullptr;       std::int64_t c_offset = 0, ldc = 0, c_batch_stride = 0;
+};
+
+// x: (N, C, H, W), w: (K, C, R, S), y: (N, K, Ho, Wo).
+struct Conv2dGeometry {
+  std::int64_t n, c, h, w, k, r, s, stride_h, stride_w, pad_h, pad_w, out_h, out_w;
+};
+// x: (N, C, H, W), y: (N, C, Ho, Wo); avg pooling divides by the full window (padding counted).
+struct Pool2dGeometry {
+  std::int64_t n, c, h, w, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual bool computes() const { return true; }
+
+  MemoryMeter& meter() { return meter_; }
+  const MemoryMeter& meter() const { return meter_; }
+
+  // Metered allocation; contents are unspecified.
+  Tensor empty(const TensorMeta& meta, MemoryCategory category);
+  Tensor zeros(const TensorMeta& meta, MemoryCategory category);
+  // Called by Storage's destructor only.
+  void release(void* data, std::size_t bytes, MemoryCategory category);
+
+  // ---- transfers and copies ----
+  virtual void upload(const HostArray& src, Tensor& dst) = 0;
+  virtual HostArray download(const Tensor& src) = 0;
+  virtual void fill(Tensor& dst, double value) = 0;
+  virtual void copy(const Tensor& src, Tensor& dst) = 0;
+  // dst[to] (+)= src[from], element by element over from.shape (== to.shape).
+  virtual void copy_strided(const Tensor& src, const StridedView& from, Tensor& dst,
+                            const StridedView& to, bool accumulate) = 0;
+
+  // ---- elementwise ----
+  // y = f(x); param is the exponent of pow and the factor of scale.
+  virtual void unary(UnaryKind kind, double param, const Tensor& x, Tensor& y) = 0;
+  // gx = gy * f'(x), reading x or y = f(x) as the kind needs.
+  virtual void unary_backward(UnaryKind kind, double param, const Tensor& x, const Tensor& y,
+                              const Tensor& gy, Tensor& gx) = 0;
+  // out = a (op) b with NumPy broadcasting; out may alias a when shapes agree.
+  virtual void binary(BinaryKind kind, const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  // g = gy * d(a op b)/d(input `which`), at the broadcast (output) shape.
+  virtual void binary_backward(BinaryKind kind, int which, const Tensor& a, const Tensor& b,
+                               const Tensor& gy, Tensor& g) = 0;
+  // out = sum of x over the axes where out (right-aligned) has extent 1 or is absent.
+  virtual void sum_to_shape(const Tensor& x, Tensor& out) = 0;
+  // out = scale * x broadcast to out's shape.
+  virtual void broadcast_to(const Tensor& x, double scale, Tensor& out) = 0;
+  virtual void accumulate(const Tensor& src, Tensor& dst) = 0;  // dst += src
+  virtual void axpy(double alpha, const Tensor& x, Tensor& y) = 0;  // y += alpha * x
+
+  // ---- reductions over the axes marked true; out holds the kept axes in order ----
+  virtual void reduce(ReduceKind kind, const Tensor& x, const std::vector<bool>& axes, Tensor& out) = 0;
+  // gx = gy routed to the first maximal element of each reduced group.
+  virtual void reduce_max_backward(const Tensor& x, const Tensor& out, const Tensor& gy,
+                                   const std::vector<bool>& axes, Tensor& gx) = 0;
+
+  // ---- linear algebra ----
+  virtual void gemm(const GemmArgs& args) = 0;
+
+  // ---- neural-network kernels (rows = all leading axes, features = last axis) ----
+  virtual void softmax(const Tensor& x, bool log, Tensor& y) = 0;
+  virtual void softmax_backward(const Tensor& y, const Tensor& gy, bool log, Tensor& gx) = 0;
+  // out = mean over rows of -log_softmax(logits)[row, label]; logits (N, C), labels i32 (N).
+  virtual void cross_entropy(const Tensor& logits, const Tensor& labels, Tensor& out) = 0;
+  virtual void cross_entropy_backward(const Tensor& logits, const Tensor& labels,
+                                      const Tensor& gy, Tensor& glogits) = 0;
+  // out = mean((a - b)^2); g = sign * 2 (a - b) gy / numel.
+  virtual void mse(const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  virtual void mse_backward(const Tensor& a, const Tensor& b, const Tensor& gy, double sign, Tensor& g) = 0;
+  virtual void layernorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& y) = 0;
+  // Any of gx, ggamma, gbeta may be null (not needed).
+  virtual void layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& gy, double eps,
+                                  Tensor* gx, Tensor* ggamma, Tensor* gbeta) = 0;
+  // Keeps each element with probability 1 - p, scaled by 1/(1-p); the mask is a
+  // Philox draw keyed by (seed, key, element index), so it replays bit for bit.
+  virtual void dropout(const Tensor& x, double p, std::uint64_t seed, std::uint64_t key, Tensor& y) = 0;
+  virtual void dropout_backward(const Tensor& gy, double p, std::uint64_t seed, std::uint64_t key, Tensor& gx) = 0;
+  // table (V, D), ids i32 (...), out (..., D); ids out of range are an error.
+  virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
+  virtual void embedding_backward(const Tensor& ids, const Tensor& gy, Tensor& gtable) = 0;
+  // col (C*R*S, Ho*Wo) of image `image` of x; col2im adds col back into gx's image.
+  virtual void im2col(const Tensor& x, std::int64_t image, const Conv2dGeometry& g, Tensor& col) = 0;
+  virtual void col2im(const Tensor& col, std::int64_t image, const Conv2dGeometry& g, Tensor& gx) = 0;
+  virtual void pool2d(PoolKind kind, const Pool2dGeometry& g, const Tensor& x, Tensor& y) = 0;
+  virtual void pool2d_backward(PoolKind kind, const Pool2dGeometry& g, const Tensor& x, const Tensor& y,
+                               const Tensor& gy, Tensor& gx) = 0;
+  // x (N, C, H, W) -> y (N, C, H*scale, W*scale)
+  virtual void upsample_nearest(const Tensor& x, std::int64_t scale, Tensor& y) = 0;
+  virtual void upsample_nearest_backward(const Tensor& gy, std::int64_t scale, Tensor& gx) = 0;
+  // Training-mode batch normalisation over N (and H, W) per channel; x (N, C) or (N, C, H, W).
+  virtual void batchnorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& y) = 0;
+  virtual void batchnorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& gy, double eps,
+                                  Tensor* gx, Tensor* ggamma, Tensor* gbeta) = 0;
+  // running = (1 - momentum) * running + momentum * batch statistic (unbiased variance).
+  virtual void batchnorm_update_running(const Tensor& x, double momentum, Tensor& running_mean,
+                                        Tensor& running_var) = 0;
+
+ protected:
+  virtual void* raw_allocate(std::size_t bytes) = 0;
+  virtual void raw_free(void* data, std::size_t bytes) = 0;
+
+ private:
+  MemoryMeter meter_;
+};
+
+// Picks an implementation by dtype: f(float{}) or f(double{}); i32 is refused.
+template <class F>
+decltype(auto) dispatch_floating(DType dtype, const char* source, F&& f) {
+  switch (dtype) {
+    case DType::f32: return f(float{});
+    case DType::f64: return f(double{});
+    default: throw Error(std::string("[") + source + "] expects f32 or f64, got " + dtype_name(dtype));
+  }
+}
+
+}  // namespace remat

@@ -1,0 +1,488 @@
+// Contract: CPU kernels for memory, copies, elementwise maps, broadcasting,
+// reductions and gemm (see cpu_backend.hpp). Every loop is statically
+// partitioned; every reduction visits its elements in index order.
+#include "autodiff/cpu/cpu_backend.hpp"
+#include "autodiff/cpu/parallel.hpp"
+
+#include <cblas.h>
+#include <xtensor/xadapt.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xnoalias.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+
+namespace remat {
+
+using cpu::parallel_blocks;
+
+void* CpuBackend::raw_allocate(std::size_t bytes) {
+  if (bytes == 0) return nullptr;
+  std::size_t rounded = (bytes + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded);
+  if (!p)
+    throw Error("[cpu] out of memory: could not allocate " + std::to_string(bytes) + " bytes (" +
+                std::to_string(meter().budgeted_current()) + " budgeted bytes live)");
+  return p;
+}
+
+void CpuBackend::raw_free(void* data, std::size_t) { std::free(data); }
+
+void CpuBackend::upload(const HostArray& src, Tensor& dst) {
+  if (src.bytes.size() != dst.bytes()) throw Error("[cpu upload] size mismatch");
+  if (dst.bytes()) std::memcpy(dst.raw(), src.bytes.data(), dst.bytes());
+}
+
+HostArray CpuBackend::download(const Tensor& src) {
+  HostArray h(src.meta());
+  if (src.bytes()) std::memcpy(h.bytes.data(), src.raw(), src.bytes());
+  return h;
+}
+
+void CpuBackend::fill(Tensor& dst, double value) {
+  switch (dst.dtype()) {
+    case DType::f32: std::fill_n(dst.data<float>(), dst.numel(), static_cast<float>(value)); break;
+    case DType::f64: std::fill_n(dst.data<double>(), dst.numel(), value); break;
+    case DType::i32: std::fill_n(dst.data<std::int32_t>(), dst.numel(), static_cast<std::int32_t>(value)); break;
+  }
+}
+
+void CpuBackend::copy(const Tensor& src, Tensor& dst) {
+  if (src.bytes() != dst.bytes()) throw Error("[cpu copy] size mismatch");
+  if (src.raw() != dst.raw() && src.bytes()) std::memcpy(dst.raw(), src.raw(), src.bytes());
+}
+
+namespace {
+
+// Visits every multi-index of `shape` (all but the last axis) and calls
+// row(offset_a, offset_b, length) with the offsets of two strided views.
+template <class Row>
+void for_each_row(const Shape& shape, const std::vector<std::int64_t>& sa, std::int64_t oa,
+                  const std::vector<std::int64_t>& sb, std::int64_t ob, Row&& row) {
+  const std::size_t rank = shape.size();
+  if (rank == 0) {
+    row(oa, ob, std::int64_t{1}, std::int64_t{0}, std::int64_t{0});
+    return;
+  }
+  const std::int64_t inner = shape[rank - 1];
+  std::int64_t rows = 1;
+  for (std::size_t d = 0; d + 1 < rank; ++d) rows *= shape[d];
+  parallel_blocks(rows, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t r = begin; r < end; ++r) {
+      std::int64_t rem = r, pa = oa, pb = ob;
+      for (std::size_t d = rank - 1; d-- > 0;) {
+        std::int64_t i = rem % shape[d];
+        rem /= shape[d];
+        pa += i * sa[d];
+        pb += i * sb[d];
+      }
+      row(pa, pb, inner, sa[rank - 1], sb[rank - 1]);
+    }
+  }, std::max<std::int64_t>(inner, 1));
+}
+
+// Strides of `shape` seen at the (right-aligned) rank of `target`, 0 on broadcast axes.
+std::vector<std::int64_t> broadcast_strides(const Shape& shape, const Shape& target) {
+  std::vector<std::int64_t> own = contiguous_strides(shape), out(target.size(), 0);
+  std::size_t shift = target.size() - shape.size();
+  for (std::size_t i = 0; i < shape.size(); ++i) out[i + shift] = shape[i] == 1 ? 0 : own[i];
+  return out;
+}
+
+template <class T>
+T unary_value(UnaryKind kind, T x, T param) {
+  constexpr T k0 = static_cast<T>(0.7978845608028654);  // sqrt(2/pi)
+  constexpr T k1 = static_cast<T>(0.044715);
+  switch (kind) {
+    case UnaryKind::neg: return -x;
+    case UnaryKind::exp: return std::exp(x);
+    case UnaryKind::log: return std::log(x);
+    case UnaryKind::tanh: return std::tanh(x);
+    case UnaryKind::sigmoid: return T(1) / (T(1) + std::exp(-x));
+    case UnaryKind::relu: return x > T(0) ? x : T(0);
+    case UnaryKind::gelu: return T(0.5) * x * (T(1) + std::tanh(k0 * (x + k1 * x * x * x)));
+    case UnaryKind::square: return x * x;
+    case UnaryKind::pow: return std::pow(x, param);
+    case UnaryKind::scale: return x * param;
+  }
+  return x;
+}
+
+// d f(x)/dx, given x and y = f(x).
+template <class T>
+T unary_derivative(UnaryKind kind, T x, T y, T param) {
+  constexpr T k0 = static_cast<T>(0.7978845608028654);
+  constexpr T k1 = static_cast<T>(0.044715);
+  switch (kind) {
+    case UnaryKind::neg: return T(-1);
+    case UnaryKind::exp: return y;                        // d exp(x) = exp(x)
+    case UnaryKind::log: return T(1) / x;                 // d log(x) = 1/x
+    case UnaryKind::tanh: return T(1) - y * y;            // d tanh = 1 - tanh^2
+    case UnaryKind::sigmoid: return y * (T(1) - y);       // d s = s (1 - s)
+    case UnaryKind::relu: return x > T(0) ? T(1) : T(0);  // subgradient 0 at 0
+    case UnaryKind::gelu: {
+      T u = k0 * (x + k1 * x * x * x), t = std::tanh(u);
+      return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * k0 * (T(1) + T(3) * k1 * x * x);
+    }
+    case UnaryKind::square: return T(2) * x;
+    case UnaryKind::pow: return param * std::pow(x, param - T(1));
+    case UnaryKind::scale: return param;
+  }
+  return T(0);
+}
+
+template <class T, class F>
+void map_chunks(std::int64_t n, const T* x, T* y, F&& expression) {
+  parallel_blocks(n, [&](std::int64_t b, std::int64_t e) {
+    std::array<std::size_t, 1> shape{static_cast<std::size_t>(e - b)};
+    auto in = xt::adapt(x + b, static_cast<std::size_t>(e - b), xt::no_ownership(), shape);
+    auto out = xt::adapt(y + b, static_cast<std::size_t>(e - b), xt::no_ownership(), shape);
+    expression(in, out);
+  });
+}
+
+}  // namespace
+
+void CpuBackend::copy_strided(const Tensor& src, const StridedView& from, Tensor& dst, const StridedView& to,
+                              bool accumulate) {
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    const T* s = src.data<T>();
+    T* d = dst.data<T>();
+    for_each_row(from.shape, from.strides, from.offset, to.strides, to.offset,
+                 [&](std::int64_t ps, std::int64_t pd, std::int64_t len, std::int64_t ss, std::int64_t sd) {
+                   if (accumulate)
+                     for (std::int64_t i = 0; i < len; ++i) d[pd + i * sd] += s[ps + i * ss];
+                   else
+                     for (std::int64_t i = 0; i < len; ++i) d[pd + i * sd] = s[ps + i * ss];
+                 });
+  };
+  if (src.dtype() == DType::i32) {
+    if (accumulate) throw Error("[cpu copy_strided] cannot accumulate integers");
+    run(std::int32_t{});
+  } else {
+    dispatch_floating(src.dtype(), "copy_strided", run);
+  }
+}
+
+void CpuBackend::unary(UnaryKind kind, double param, const Tensor& x, Tensor& y) {
+  dispatch_floating(x.dtype(), "unary", [&](auto tag) {
+    using T = decltype(tag);
+    const T p = static_cast<T>(param);
+    const T* xs = x.data<T>();
+    T* ys = y.data<T>();
+    switch (kind) {  // vectorised xtensor expressions for the common maps
+      case UnaryKind::exp: map_chunks(x.numel(), xs, ys, [](auto& a, auto& b) { xt::noalias(b) = xt::exp(a); }); return;
+      case UnaryKind::tanh: map_chunks(x.numel(), xs, ys, [](auto& a, auto& b) { xt::noalias(b) = xt::tanh(a); }); return;
+      case UnaryKind::relu: map_chunks(x.numel(), xs, ys, [](auto& a, auto& b) { xt::noalias(b) = xt::maximum(a, T(0)); }); return;
+      case UnaryKind::neg: map_chunks(x.numel(), xs, ys, [](auto& a, auto& b) { xt::noalias(b) = -a; }); return;
+      case UnaryKind::square: map_chunks(x.numel(), xs, ys, [](auto& a, auto& b) { xt::noalias(b) = a * a; }); return;
+      case UnaryKind::scale: map_chunks(x.numel(), xs, ys, [p](auto& a, auto& b) { xt::noalias(b) = a * p; }); return;
+      default: break;
+    }
+    parallel_blocks(x.numel(), [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) ys[i] = unary_value<T>(kind, xs[i], p);
+    });
+  });
+}
+
+void CpuBackend::unary_backward(UnaryKind kind, double param, const Tensor& x, const Tensor& y, const Tensor& gy,
+                                Tensor& gx) {
+  dispatch_floating(gy.dtype(), "unary_backward", [&](auto tag) {
+    using T = decltype(tag);
+    const T p = static_cast<T>(param);
+    const T* xs = x.defined() ? x.data<T>() : nullptr;
+    const T* ys = y.defined() ? y.data<T>() : nullptr;
+    const T* g = gy.data<T>();
+    T* out = gx.data<T>();
+    parallel_blocks(gy.numel(), [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i)
+        out[i] = g[i] * unary_derivative<T>(kind, xs ? xs[i] : T(0), ys ? ys[i] : T(0), p);
+    });
+  });
+}
+
+namespace {
+template <class T>
+T binary_value(BinaryKind kind, T a, T b) {
+  switch (kind) {
+    case BinaryKind::add: return a + b;
+    case BinaryKind::sub: return a - b;
+    case BinaryKind::mul: return a * b;
+    case BinaryKind::div: return a / b;
+  }
+  return a;
+}
+// gy * d(a op b)/d(which)
+template <class T>
+T binary_partial(BinaryKind kind, int which, T a, T b, T g) {
+  switch (kind) {
+    case BinaryKind::add: return g;
+    case BinaryKind::sub: return which == 0 ? g : -g;
+    case BinaryKind::mul: return which == 0 ? g * b : g * a;
+    case BinaryKind::div: return which == 0 ? g / b : -g * a / (b * b);  // d(a/b)/db = -a/b^2
+  }
+  return g;
+}
+}  // namespace
+
+void CpuBackend::binary(BinaryKind kind, const Tensor& a, const Tensor& b, Tensor& out) {
+  dispatch_floating(out.dtype(), "binary", [&](auto tag) {
+    using T = decltype(tag);
+    const T* pa = a.data<T>();
+    const T* pb = b.data<T>();
+    T* po = out.data<T>();
+    if (a.shape() == out.shape() && b.shape() == out.shape()) {
+      parallel_blocks(out.numel(), [&](std::int64_t s, std::int64_t e) {
+        switch (kind) {
+          case BinaryKind::add: for (auto i = s; i < e; ++i) po[i] = pa[i] + pb[i]; break;
+          case BinaryKind::sub: for (auto i = s; i < e; ++i) po[i] = pa[i] - pb[i]; break;
+          case BinaryKind::mul: for (auto i = s; i < e; ++i) po[i] = pa[i] * pb[i]; break;
+          case BinaryKind::div: for (auto i = s; i < e; ++i) po[i] = pa[i] / pb[i]; break;
+        }
+      });
+      return;
+    }
+    auto sa = broadcast_strides(a.shape(), out.shape());
+    auto sb = broadcast_strides(b.shape(), out.shape());
+    const std::int64_t inner = out.shape().empty() ? 1 : out.shape().back();
+    // Row r of the output starts at r * inner; recover it from a's row offset is not
+    // possible under broadcasting, so walk rows with an explicit counter.
+    const Shape& shape = out.shape();
+    const std::size_t rank = shape.size();
+    std::int64_t rows = rank ? out.numel() / std::max<std::int64_t>(inner, 1) : 1;
+    parallel_blocks(rows, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t r = begin; r < end; ++r) {
+        std::int64_t rem = r, oa = 0, ob = 0;
+        for (std::size_t d = rank ? rank - 1 : 0; d-- > 0;) {
+          std::int64_t i = rem % shape[d];
+          rem /= shape[d];
+          oa += i * sa[d];
+          ob += i * sb[d];
+        }
+        std::int64_t xa = rank ? sa[rank - 1] : 0, xb = rank ? sb[rank - 1] : 0;
+        T* o = po + r * inner;
+        for (std::int64_t i = 0; i < inner; ++i) o[i] = binary_value<T>(kind, pa[oa + i * xa], pb[ob + i * xb]);
+      }
+    }, std::max<std::int64_t>(inner, 1));
+  });
+}
+
+void CpuBackend::binary_backward(BinaryKind kind, int which, const Tensor& a, const Tensor& b, const Tensor& gy,
+                                 Tensor& g) {
+  dispatch_floating(gy.dtype(), "binary_backward", [&](auto tag) {
+    using T = decltype(tag);
+    const T* pa = a.defined() ? a.data<T>() : nullptr;
+    const T* pb = b.defined() ? b.data<T>() : nullptr;
+    const T* pg = gy.data<T>();
+    T* po = g.data<T>();
+    const Shape& shape = gy.shape();
+    const std::size_t rank = shape.size();
+    auto sa = a.defined() ? broadcast_strides(a.shape(), shape) : std::vector<std::int64_t>(rank, 0);
+    auto sb = b.defined() ? broadcast_strides(b.shape(), shape) : std::vector<std::int64_t>(rank, 0);
+    const std::int64_t inner = rank ? shape.back() : 1;
+    std::int64_t rows = rank ? gy.numel() / std::max<std::int64_t>(inner, 1) : 1;
+    parallel_blocks(rows, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t r = begin; r < end; ++r) {
+        std::int64_t rem = r, oa = 0, ob = 0;
+        for (std::size_t d = rank ? rank - 1 : 0; d-- > 0;) {
+          std::int64_t i = rem % shape[d];
+          rem /= shape[d];
+          oa += i * sa[d];
+          ob += i * sb[d];
+        }
+        std::int64_t xa = rank ? sa[rank - 1] : 0, xb = rank ? sb[rank - 1] : 0;
+        for (std::int64_t i = 0; i < inner; ++i) {
+          T av = pa ? pa[oa + i * xa] : T(0), bv = pb ? pb[ob + i * xb] : T(0);
+          po[r * inner + i] = binary_partial<T>(kind, which, av, bv, pg[r * inner + i]);
+        }
+      }
+    }, std::max<std::int64_t>(inner, 1));
+  });
+}
+
+void CpuBackend::broadcast_to(const Tensor& x, double scale, Tensor& out) {
+  dispatch_floating(out.dtype(), "broadcast_to", [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    const T s = static_cast<T>(scale);
+    const Shape& shape = out.shape();
+    const std::size_t rank = shape.size();
+    auto sx = broadcast_strides(x.shape(), shape);
+    const std::int64_t inner = rank ? shape.back() : 1;
+    std::int64_t rows = rank ? out.numel() / std::max<std::int64_t>(inner, 1) : 1;
+    parallel_blocks(rows, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t r = begin; r < end; ++r) {
+        std::int64_t rem = r, ox = 0;
+        for (std::size_t d = rank ? rank - 1 : 0; d-- > 0;) {
+          ox += (rem % shape[d]) * sx[d];
+          rem /= shape[d];
+        }
+        std::int64_t step = rank ? sx[rank - 1] : 0;
+        for (std::int64_t i = 0; i < inner; ++i) po[r * inner + i] = px[ox + i * step] * s;
+      }
+    }, std::max<std::int64_t>(inner, 1));
+  });
+}
+
+void CpuBackend::accumulate(const Tensor& src, Tensor& dst) {
+  dispatch_floating(dst.dtype(), "accumulate", [&](auto tag) {
+    using T = decltype(tag);
+    const T* s = src.data<T>();
+    T* d = dst.data<T>();
+    parallel_blocks(dst.numel(), [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) d[i] += s[i];
+    });
+  });
+}
+
+void CpuBackend::axpy(double alpha, const Tensor& x, Tensor& y) {
+  dispatch_floating(y.dtype(), "axpy", [&](auto tag) {
+    using T = decltype(tag);
+    const T a = static_cast<T>(alpha);
+    const T* s = x.data<T>();
+    T* d = y.data<T>();
+    parallel_blocks(y.numel(), [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) d[i] += a * s[i];
+    });
+  });
+}
+
+namespace {
+// Splits x's axes into kept and reduced; out element o covers the reduced block.
+struct ReducePlan {
+  Shape kept_shape, reduced_shape;
+  std::vector<std::int64_t> kept_strides, reduced_strides;
+  std::int64_t kept_count = 1, reduced_count = 1;
+};
+ReducePlan make_reduce_plan(const Shape& shape, const std::vector<bool>& axes) {
+  ReducePlan p;
+  auto strides = contiguous_strides(shape);
+  for (std::size_t d = 0; d < shape.size(); ++d) {
+    bool reduced = d < axes.size() && axes[d];
+    (reduced ? p.reduced_shape : p.kept_shape).push_back(shape[d]);
+    (reduced ? p.reduced_strides : p.kept_strides).push_back(strides[d]);
+    (reduced ? p.reduced_count : p.kept_count) *= shape[d];
+  }
+  return p;
+}
+std::int64_t offset_of(std::int64_t flat, const Shape& shape, const std::vector<std::int64_t>& strides) {
+  std::int64_t off = 0;
+  for (std::size_t d = shape.size(); d-- > 0;) {
+    off += (flat % shape[d]) * strides[d];
+    flat /= shape[d];
+  }
+  return off;
+}
+// Calls visit(offset) for every element of the reduced block starting at base, in index order.
+template <class Visit>
+void walk_block(const ReducePlan& p, std::int64_t base, Visit&& visit) {
+  const std::size_t r = p.reduced_shape.size();
+  if (r == 0) { visit(base); return; }
+  const std::int64_t inner = p.reduced_shape[r - 1], step = p.reduced_strides[r - 1];
+  const std::int64_t outer = p.reduced_count / std::max<std::int64_t>(inner, 1);
+  for (std::int64_t o = 0; o < outer; ++o) {
+    std::int64_t off = base, rem = o;
+    for (std::size_t d = r - 1; d-- > 0;) {
+      off += (rem % p.reduced_shape[d]) * p.reduced_strides[d];
+      rem /= p.reduced_shape[d];
+    }
+    for (std::int64_t i = 0; i < inner; ++i) visit(off + i * step);
+  }
+}
+}  // namespace
+
+void CpuBackend::reduce(ReduceKind kind, const Tensor& x, const std::vector<bool>& axes, Tensor& out) {
+  dispatch_floating(x.dtype(), "reduce", [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    ReducePlan p = make_reduce_plan(x.shape(), axes);
+    // Reducing leading axes of a contiguous tensor (bias gradients): sum rows in order.
+    bool leading = true;
+    for (std::size_t d = 0; d < p.reduced_shape.size(); ++d) leading &= d < axes.size() && axes[d];
+    if (kind != ReduceKind::max && leading && !p.reduced_shape.empty() && p.kept_count > 1) {
+      const std::int64_t rows = p.reduced_count, cols = p.kept_count;
+      const T scale = kind == ReduceKind::mean ? T(1) / static_cast<T>(rows) : T(1);
+      parallel_blocks(cols, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t j = b; j < e; ++j) po[j] = T(0);
+        for (std::int64_t r = 0; r < rows; ++r)
+          for (std::int64_t j = b; j < e; ++j) po[j] += px[r * cols + j];
+        if (kind == ReduceKind::mean)
+          for (std::int64_t j = b; j < e; ++j) po[j] *= scale;
+      }, rows);
+      return;
+    }
+    parallel_blocks(p.kept_count, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t o = b; o < e; ++o) {
+        std::int64_t base = offset_of(o, p.kept_shape, p.kept_strides);
+        if (kind == ReduceKind::max) {
+          T m = -std::numeric_limits<T>::infinity();
+          walk_block(p, base, [&](std::int64_t i) { if (px[i] > m || std::isnan(px[i])) m = px[i]; });
+          po[o] = m;
+        } else {
+          T s = T(0);
+          walk_block(p, base, [&](std::int64_t i) { s += px[i]; });
+          po[o] = kind == ReduceKind::mean ? s / static_cast<T>(p.reduced_count) : s;
+        }
+      }
+    }, p.reduced_count);
+  });
+}
+
+void CpuBackend::reduce_max_backward(const Tensor& x, const Tensor& out, const Tensor& gy,
+                                     const std::vector<bool>& axes, Tensor& gx) {
+  dispatch_floating(x.dtype(), "reduce_max_backward", [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    const T* pm = out.data<T>();
+    const T* pg = gy.data<T>();
+    T* pgx = gx.data<T>();
+    std::fill_n(pgx, gx.numel(), T(0));
+    ReducePlan p = make_reduce_plan(x.shape(), axes);
+    parallel_blocks(p.kept_count, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t o = b; o < e; ++o) {
+        std::int64_t base = offset_of(o, p.kept_shape, p.kept_strides), first = -1;
+        walk_block(p, base, [&](std::int64_t i) { if (first < 0 && px[i] == pm[o]) first = i; });
+        if (first >= 0) pgx[first] = pg[o];  // d max / dx = 1 at the first maximal element
+      }
+    }, p.reduced_count);
+  });
+}
+
+void CpuBackend::sum_to_shape(const Tensor& x, Tensor& out) {
+  const Shape& xs = x.shape();
+  const Shape& os = out.shape();
+  std::vector<bool> axes(xs.size(), false);
+  std::size_t shift = xs.size() - os.size();
+  for (std::size_t d = 0; d < xs.size(); ++d) axes[d] = d < shift || (os[d - shift] == 1 && xs[d] != 1);
+  reduce(ReduceKind::sum, x, axes, out);
+}
+
+void CpuBackend::gemm(const GemmArgs& g) {
+  dispatch_floating(g.c->dtype(), "gemm", [&](auto tag) {
+    using T = decltype(tag);
+    const auto ta = g.transpose_a ? CblasTrans : CblasNoTrans;
+    const auto tb = g.transpose_b ? CblasTrans : CblasNoTrans;
+    for (std::int64_t b = 0; b < g.batch; ++b) {
+      const T* a = g.a->data<T>() + g.a_offset + b * g.a_batch_stride;
+      const T* bm = g.b->data<T>() + g.b_offset + b * g.b_batch_stride;
+      T* c = g.c->data<T>() + g.c_offset + b * g.c_batch_stride;
+      if constexpr (std::is_same_v<T, float>)
+        cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(g.m), static_cast<int>(g.n), static_cast<int>(g.k),
+                    static_cast<float>(g.alpha), a, static_cast<int>(g.lda), bm, static_cast<int>(g.ldb),
+                    static_cast<float>(g.beta), c, static_cast<int>(g.ldc));
+      else
+        cblas_dgemm(CblasRowMajor, ta, tb, static_cast<int>(g.m), static_cast<int>(g.n), static_cast<int>(g.k),
+                    g.alpha, a, static_cast<int>(g.lda), bm, static_cast<int>(g.ldb), g.beta, c,
+                    static_cast<int>(g.ldc));
+    }
+  });
+}
+
+}  // namespace remat

@@ -1,0 +1,83 @@
+// Contract: the Executor runs a Program on a Backend for one training step and
+// reports what it measured. The same code runs on the metering-only backend,
+// which makes simulate() the planner's prediction: the only way measured and
+// predicted peaks can differ is an allocation nobody declared.
+//  - Parameters and op state are allocated once (category parameter) and persist.
+//  - Values computed by a node whose backward reads them are metered as `saved`,
+//    others as `activation`; bound placeholders as `input`.
+//  - A gradient contribution to a value that already has a gradient goes through
+//    a temporary (workspace) and is then accumulated, always in program order.
+//  - Op state (batchnorm running statistics) is committed on a node's first
+//    forward in a step and never on a recomputation, whatever the Program says.
+//  - The Program is validated as it runs: a compute whose input is not resident,
+//    a backward missing a saved value, or a double free is an Error naming the
+//    instruction.
+#pragma once
+
+#include "autodiff/program.hpp"
+
+#include <array>
+#include <map>
+#include <optional>
+#include <vector>
+
+namespace remat {
+
+struct StepReport {
+  std::size_t peak_bytes = 0;  // budgeted bytes (everything but parameters and their gradients)
+  std::array<std::size_t, memory_category_count> peak_by_category{};
+  std::size_t parameter_bytes = 0;
+  std::size_t parameter_gradient_bytes = 0;
+  std::int64_t forward_ops = 0;     // op-node forward executions, recomputations included
+  std::int64_t recomputed_ops = 0;  // forward executions beyond each node's first
+  std::int64_t backward_ops = 0;
+  std::int64_t allocations = 0;
+  double seconds = 0;
+  std::vector<std::size_t> live_bytes;  // budgeted bytes after each instruction (with record_trace)
+};
+
+struct RunOptions {
+  std::uint64_t seed = 0;     // keys dropout masks together with the node id
+  bool record_trace = false;  // fill StepReport::live_bytes
+  bool check_finite = false;  // error naming the first node that produced NaN or Inf
+};
+
+struct StepResult {
+  StepReport report;
+  std::optional<HostArray> loss;     // the loss value at its first computation
+  std::map<int, Tensor> gradients;   // parameter id -> gradient (category parameter_gradient)
+};
+
+class Executor {
+ public:
+  Executor(const Tape& tape, Backend& backend);
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  StepResult run(const Program& program, const Bindings& bindings = {}, const RunOptions& options = {});
+
+  Backend& backend() { return backend_; }
+  const Tape& tape() const { return tape_; }
+  Tensor& parameter(int id);
+  HostArray read_parameter(int id) const;
+  void write_parameter(int id, const HostArray& value);
+  // Persistent op state of a node (e.g. batchnorm running mean and variance).
+  const std::vector<Tensor>& state(int node) const;
+  // parameter -= learning_rate * gradient, for every gradient in the result.
+  void sgd_step(const StepResult& result, double learning_rate);
+
+ private:
+  const Tape& tape_;
+  Backend& backend_;
+  std::map<int, Tensor> parameters_;
+  std::map<int, std::vector<Tensor>> state_;
+};
+
+// Runs the program on the metering-only backend: the predicted report.
+StepReport simulate(const Tape& tape, const Program& program);
+
+// Store-all gradients of `loss` with respect to every parameter, for one step.
+StepResult grad(Executor& executor, Value loss, const Bindings& bindings = {}, const RunOptions& options = {});
+
+}  // namespace remat

@@ -1,0 +1,194 @@
+// Contract: Program helpers: liveness (insert_frees), the store-all baseline,
+// printing and JSON. See program.hpp.
+#include "autodiff/program.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace remat {
+
+const char* instruction_kind_name(InstructionKind kind) {
+  switch (kind) {
+    case InstructionKind::compute: return "compute";
+    case InstructionKind::free: return "free";
+    case InstructionKind::seed_grad: return "seed_grad";
+    case InstructionKind::backward: return "backward";
+    case InstructionKind::free_grad: return "free_grad";
+  }
+  return "?";
+}
+
+std::vector<int> saved_for_backward(const Tape& tape, int id) {
+  const Node& n = tape.node(id);
+  std::vector<int> ids;
+  if (n.kind != NodeKind::op) return ids;
+  SavedValues s = n.op->saves(n.inputs.size());
+  for (std::size_t i = 0; i < n.inputs.size(); ++i)
+    if (i < s.inputs.size() && s.inputs[i] && std::find(ids.begin(), ids.end(), n.inputs[i]) == ids.end())
+      ids.push_back(n.inputs[i]);
+  if (s.output) ids.push_back(id);
+  return ids;
+}
+
+std::vector<int> forward_order(const Tape& tape, int loss) { return tape.ancestors(loss); }
+
+std::vector<int> compute_order(const Tape& tape, int loss) {
+  std::vector<int> ids;
+  for (int id : tape.ancestors(loss))
+    if (tape.node(id).kind != NodeKind::parameter) ids.push_back(id);
+  return ids;
+}
+
+// Whether input slot i of op node n receives a gradient in the reverse sweep.
+static bool gradient_flows(const Tape& tape, const Node& n, std::size_t i) {
+  return tape.node(n.inputs[i]).requires_grad && n.op->differentiable_input(i);
+}
+
+std::vector<int> backward_order(const Tape& tape, int loss) {
+  std::vector<int> order;
+  std::vector<bool> reached(tape.size(), false);
+  reached[static_cast<std::size_t>(loss)] = true;
+  for (int id = loss; id >= 0; --id) {
+    const Node& n = tape.node(id);
+    if (!reached[static_cast<std::size_t>(id)] || n.kind != NodeKind::op) continue;
+    bool any = false;
+    for (std::size_t i = 0; i < n.inputs.size(); ++i)
+      if (gradient_flows(tape, n, i)) {
+        reached[static_cast<std::size_t>(n.inputs[i])] = true;
+        any = true;
+      }
+    if (any) order.push_back(id);
+  }
+  return order;
+}
+
+Program insert_frees(const Tape& tape, Program program) {
+  std::vector<Instruction> body;
+  for (const auto& ins : program.instructions)
+    if (ins.kind != InstructionKind::free && ins.kind != InstructionKind::free_grad) body.push_back(ins);
+
+  std::vector<bool> keep_grad(tape.size(), false);
+  for (int p : tape.parameters()) keep_grad[static_cast<std::size_t>(p)] = true;
+  for (int p : program.grad_targets) keep_grad[static_cast<std::size_t>(p)] = true;
+
+  // Touches of values and gradients by one instruction: (id, is_definition).
+  struct Touch { int id; bool defines; };
+  auto value_touches = [&](const Instruction& ins) {
+    std::vector<Touch> t;
+    const Node& n = tape.node(ins.node);
+    if (ins.kind == InstructionKind::compute) {
+      for (int in : n.inputs) t.push_back({in, false});
+      t.push_back({ins.node, true});
+    } else if (ins.kind == InstructionKind::backward) {
+      for (int s : saved_for_backward(tape, ins.node)) t.push_back({s, false});
+    }
+    // Parameters are always resident: the executor owns them, nothing frees them.
+    std::erase_if(t, [&](const Touch& x) { return tape.node(x.id).kind == NodeKind::parameter; });
+    return t;
+  };
+  auto grad_touches = [&](const Instruction& ins) {
+    std::vector<Touch> t;
+    const Node& n = tape.node(ins.node);
+    if (ins.kind == InstructionKind::seed_grad) t.push_back({ins.node, true});
+    if (ins.kind == InstructionKind::backward) {
+      t.push_back({ins.node, false});
+      for (std::size_t i = 0; i < n.inputs.size(); ++i)
+        if (gradient_flows(tape, n, i)) t.push_back({n.inputs[i], false});
+    }
+    return t;
+  };
+
+  // Reverse scan: a value dies after instruction i when its next event is not a read.
+  enum class Next : std::uint8_t { none, read, define };
+  std::vector<Next> next_value(tape.size(), Next::none), next_grad(tape.size(), Next::none);
+  std::vector<std::vector<int>> free_values(body.size()), free_grads(body.size());
+  for (std::size_t i = body.size(); i-- > 0;) {
+    auto vt = value_touches(body[i]);
+    for (const auto& t : vt)
+      if (next_value[static_cast<std::size_t>(t.id)] != Next::read &&
+          std::find(free_values[i].begin(), free_values[i].end(), t.id) == free_values[i].end())
+        free_values[i].push_back(t.id);
+    for (const auto& t : vt) if (!t.defines) next_value[static_cast<std::size_t>(t.id)] = Next::read;
+    for (const auto& t : vt) if (t.defines) next_value[static_cast<std::size_t>(t.id)] = Next::define;
+
+    auto gt = grad_touches(body[i]);
+    for (const auto& t : gt)
+      if (!keep_grad[static_cast<std::size_t>(t.id)] && next_grad[static_cast<std::size_t>(t.id)] != Next::read &&
+          std::find(free_grads[i].begin(), free_grads[i].end(), t.id) == free_grads[i].end())
+        free_grads[i].push_back(t.id);
+    for (const auto& t : gt)
+      next_grad[static_cast<std::size_t>(t.id)] = t.defines ? Next::define : Next::read;
+  }
+
+  program.instructions.clear();
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    program.instructions.push_back(body[i]);
+    for (int g : free_grads[i]) program.instructions.push_back({InstructionKind::free_grad, g});
+    for (int v : free_values[i]) program.instructions.push_back({InstructionKind::free, v});
+  }
+  return program;
+}
+
+Program store_all_program(const Tape& tape, int loss) {
+  const Node& l = tape.node(loss);
+  if (!l.requires_grad) throw Error("[grad] the loss " + l.label() + " does not depend on any parameter");
+  Program p;
+  p.strategy = "store-all";
+  p.loss = loss;
+  for (int id : forward_order(tape, loss)) {
+    if (tape.node(id).kind == NodeKind::parameter) p.grad_targets.push_back(id);
+    else p.instructions.push_back({InstructionKind::compute, id});
+  }
+  p.instructions.push_back({InstructionKind::seed_grad, loss});
+  for (int id : backward_order(tape, loss)) p.instructions.push_back({InstructionKind::backward, id});
+  return insert_frees(tape, std::move(p));
+}
+
+std::string Program::to_string(const Tape& tape) const {
+  std::string s = fmt::format("program '{}': {} instructions, loss n{}\n", strategy, instructions.size(), loss);
+  for (std::size_t i = 0; i < instructions.size(); ++i) {
+    const auto& ins = instructions[i];
+    const Node& n = tape.node(ins.node);
+    s += fmt::format("{:>6}  {:<9} {:<22} {}\n", i, instruction_kind_name(ins.kind), n.label(),
+                     shape_string(n.meta.shape));
+  }
+  return s;
+}
+
+nlohmann::json Program::to_json() const {
+  nlohmann::json j;
+  j["strategy"] = strategy;
+  j["loss"] = loss;
+  j["grad_targets"] = grad_targets;
+  auto& list = j["instructions"] = nlohmann::json::array();
+  for (const auto& ins : instructions) list.push_back({instruction_kind_name(ins.kind), ins.node});
+  return j;
+}
+
+Program Program::from_json(const nlohmann::json& j) {
+  Program p;
+  try {
+    p.strategy = j.at("strategy").get<std::string>();
+    p.loss = j.at("loss").get<int>();
+    p.grad_targets = j.at("grad_targets").get<std::vector<int>>();
+    for (const auto& item : j.at("instructions")) {
+      auto kind = item.at(0).get<std::string>();
+      InstructionKind k;
+      if (kind == "compute") k = InstructionKind::compute;
+      else if (kind == "free") k = InstructionKind::free;
+      else if (kind == "seed_grad") k = InstructionKind::seed_grad;
+      else if (kind == "backward") k = InstructionKind::backward;
+      else if (kind == "free_grad") k = InstructionKind::free_grad;
+      else throw Error("[program json] unknown instruction '" + kind + "'");
+      p.instructions.push_back({k, item.at(1).get<int>()});
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("[program json] malformed program: ") + e.what());
+  }
+  return p;
+}
+
+}  // namespace remat

@@ -1,0 +1,58 @@
+// Contract: a Program is data, the node-level instruction list a strategy emits
+// and the executor runs:
+//   compute n    allocate n's value and run its forward (placeholders: copy the binding)
+//   free n       release n's value
+//   seed_grad n  allocate n's gradient, filled with ones (n is the loss)
+//   backward n   run n's vjp, adding into the gradients of its inputs
+//   free_grad n  release n's gradient
+// It can be printed (the teaching view), saved as JSON, simulated and executed.
+// insert_frees() adds every Free/FreeGrad at the earliest point after which the
+// value is not read before it is next computed, so a strategy only decides what is
+// (re)computed when; store_all_program() is the baseline schedule.
+#pragma once
+
+#include "autodiff/tape.hpp"
+
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+namespace remat {
+
+enum class InstructionKind : std::uint8_t { compute, free, seed_grad, backward, free_grad };
+const char* instruction_kind_name(InstructionKind kind);
+
+struct Instruction {
+  InstructionKind kind;
+  int node;
+  bool operator==(const Instruction&) const = default;
+};
+
+struct Program {
+  std::string strategy;
+  int loss = -1;                   // the node whose gradient is seeded
+  std::vector<int> grad_targets;   // parameters whose gradients are returned
+  std::vector<Instruction> instructions;
+
+  std::string to_string(const Tape& tape) const;
+  nlohmann::json to_json() const;
+  static Program from_json(const nlohmann::json& json);
+};
+
+// Values the vjp of `node` reads (from Op::saves), as node ids.
+std::vector<int> saved_for_backward(const Tape& tape, int node);
+// Nodes whose backward runs in a full reverse sweep from `loss`, in execution order.
+std::vector<int> backward_order(const Tape& tape, int loss);
+// Nodes needed to compute `loss`, in recording order (parameters included).
+std::vector<int> forward_order(const Tape& tape, int loss);
+// The same without parameters: the nodes a Program computes (parameters are
+// always resident; compute and free of a parameter are no-ops).
+std::vector<int> compute_order(const Tape& tape, int loss);
+
+// Adds free/free_grad instructions (existing ones are dropped first). Parameter
+// gradients and the gradients of grad_targets are never freed.
+Program insert_frees(const Tape& tape, Program program);
+// Store-all: forward every needed node once, then the reverse sweep.
+Program store_all_program(const Tape& tape, int loss);
+
+}  // namespace remat

@@ -1,0 +1,11 @@
+// Contract: the one header a user includes for the autodiff core.
+#pragma once
+
+#include "autodiff/cpu/cpu_backend.hpp"
+#include "autodiff/executor.hpp"
+#include "autodiff/metering_backend.hpp"
+#include "autodiff/ops.hpp"
+#include "autodiff/program.hpp"
+#include "autodiff/strategy.hpp"
+#include "autodiff/tape.hpp"
+#include "autodiff/tensor.hpp"

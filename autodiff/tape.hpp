@@ -1,0 +1,74 @@
+// Contract: lazy recording. A Tape is a Wengert list: each node is a placeholder
+// (bound per step), a parameter (owned by the executor) or an op applied to
+// earlier nodes. Recording infers shapes and costs only; nothing is computed.
+// One recorded tape and one Program serve a whole training loop.
+// Value is the user's handle on a node; ops in ops/*.hpp take and return Values.
+// For teaching, input() binds a value at record time and eval() computes one
+// value on demand on the CPU.
+#pragma once
+
+#include "autodiff/op.hpp"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace remat {
+
+class Tape;
+
+struct Value {
+  Tape* tape = nullptr;
+  int id = -1;
+  const TensorMeta& meta() const;
+  const Shape& shape() const { return meta().shape; }
+};
+
+enum class NodeKind : std::uint8_t { placeholder, parameter, op };
+
+struct Node {
+  int id = -1;
+  NodeKind kind = NodeKind::op;
+  std::string name;                 // placeholders and parameters; ops use op->name()
+  std::shared_ptr<const Op> op;     // null unless kind == op
+  std::vector<int> inputs;
+  TensorMeta meta;
+  bool requires_grad = false;       // a gradient can flow into this value
+  bool stage_mark = false;          // the user cut the chain after this node
+  std::string label() const;        // "n12 matmul" or "n0 x"
+};
+
+using Bindings = std::map<int, HostArray>;
+
+class Tape {
+ public:
+  Value placeholder(std::string name, TensorMeta meta);
+  Value parameter(std::string name, HostArray initial);
+  // A placeholder with a default binding, for teaching and eval().
+  Value input(std::string name, HostArray value);
+  Value record(std::shared_ptr<const Op> op, std::vector<Value> inputs);
+  // Marks v as a chain stage boundary (strategies that work on chains cut here).
+  void mark_stage(Value v);
+
+  const Node& node(int id) const;
+  std::size_t size() const { return nodes_.size(); }
+  const std::vector<Node>& nodes() const { return nodes_; }
+  std::vector<int> parameters() const;
+  std::vector<int> placeholders() const;
+  const HostArray& parameter_initial(int id) const;
+  const Bindings& default_bindings() const { return defaults_; }
+  // Nodes that value `target` depends on, itself included, in recording order.
+  std::vector<int> ancestors(int target) const;
+
+  // Computes v (store-all, CPU, from default bindings and initial parameters).
+  HostArray eval(Value v) const;
+
+ private:
+  Value add_node(Node node);
+  std::vector<Node> nodes_;
+  std::map<int, HostArray> parameter_initial_;
+  Bindings defaults_;
+};
+
+}  // namespace remat

@@ -1,0 +1,163 @@
+// Contract: implementations of the shared value types (see tensor.hpp).
+#include "autodiff/tensor.hpp"
+
+#include "autodiff/backend.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace remat {
+
+std::size_t dtype_size(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return 4;
+    case DType::f64: return 8;
+    case DType::i32: return 4;
+  }
+  return 0;
+}
+
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return "f32";
+    case DType::f64: return "f64";
+    case DType::i32: return "i32";
+  }
+  return "?";
+}
+
+std::int64_t element_count(const Shape& shape) {
+  std::int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return n;
+}
+
+std::string shape_string(const Shape& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ",";
+    s += std::to_string(shape[i]);
+  }
+  if (shape.size() == 1) s += ",";
+  return s + ")";
+}
+
+const char* memory_category_name(MemoryCategory category) {
+  switch (category) {
+    case MemoryCategory::input: return "input";
+    case MemoryCategory::activation: return "activation";
+    case MemoryCategory::saved: return "saved";
+    case MemoryCategory::gradient: return "gradient";
+    case MemoryCategory::workspace: return "workspace";
+    case MemoryCategory::parameter: return "parameter";
+    case MemoryCategory::parameter_gradient: return "parameter_gradient";
+  }
+  return "?";
+}
+
+void MemoryMeter::on_allocate(std::size_t bytes, MemoryCategory category) {
+  auto i = index(category);
+  current_[i] += bytes;
+  peak_[i] = std::max(peak_[i], current_[i]);
+  if (is_budgeted(category)) {
+    budgeted_current_ += bytes;
+    budgeted_peak_ = std::max(budgeted_peak_, budgeted_current_);
+  }
+  ++allocation_count_;
+}
+
+void MemoryMeter::on_free(std::size_t bytes, MemoryCategory category) {
+  current_[index(category)] -= bytes;
+  if (is_budgeted(category)) budgeted_current_ -= bytes;
+}
+
+void MemoryMeter::reset_peaks() {
+  peak_ = current_;
+  budgeted_peak_ = budgeted_current_;
+  allocation_count_ = 0;
+}
+
+Storage::~Storage() { backend_->release(data_, bytes_, category_); }
+
+std::int64_t Tensor::dim(int axis) const {
+  int r = rank();
+  if (axis < 0) axis += r;
+  if (axis < 0 || axis >= r) throw Error("[tensor] axis out of range for shape " + shape_string(shape()));
+  return meta_.shape[static_cast<std::size_t>(axis)];
+}
+
+Tensor Tensor::reshaped(const Shape& shape) const {
+  if (element_count(shape) != numel())
+    throw Error("[tensor] cannot view " + shape_string(this->shape()) + " as " + shape_string(shape));
+  return Tensor(TensorMeta{shape, meta_.dtype}, storage_);
+}
+
+namespace {
+template <class T>
+HostArray host_from(const Shape& shape, const std::vector<T>& values, DType dtype) {
+  HostArray a(TensorMeta{shape, dtype});
+  if (static_cast<std::int64_t>(values.size()) != a.numel())
+    throw Error("[HostArray] " + std::to_string(values.size()) + " values for shape " + shape_string(shape));
+  std::memcpy(a.bytes.data(), values.data(), a.bytes.size());
+  return a;
+}
+}  // namespace
+
+HostArray HostArray::from(const Shape& shape, const std::vector<float>& v) { return host_from(shape, v, DType::f32); }
+HostArray HostArray::from(const Shape& shape, const std::vector<double>& v) { return host_from(shape, v, DType::f64); }
+HostArray HostArray::from(const Shape& shape, const std::vector<std::int32_t>& v) { return host_from(shape, v, DType::i32); }
+
+double HostArray::at(std::int64_t i) const {
+  switch (meta.dtype) {
+    case DType::f32: return data<float>()[i];
+    case DType::f64: return data<double>()[i];
+    case DType::i32: return data<std::int32_t>()[i];
+  }
+  return 0;
+}
+
+void HostArray::set(std::int64_t i, double value) {
+  switch (meta.dtype) {
+    case DType::f32: data<float>()[i] = static_cast<float>(value); break;
+    case DType::f64: data<double>()[i] = value; break;
+    case DType::i32: data<std::int32_t>()[i] = static_cast<std::int32_t>(value); break;
+  }
+}
+
+std::vector<double> HostArray::to_doubles() const {
+  std::vector<double> out(static_cast<std::size_t>(numel()));
+  for (std::int64_t i = 0; i < numel(); ++i) out[static_cast<std::size_t>(i)] = at(i);
+  return out;
+}
+
+// ---- Backend's non-virtual part ----
+
+Tensor Backend::empty(const TensorMeta& meta, MemoryCategory category) {
+  std::size_t bytes = meta.bytes();
+  void* data = raw_allocate(bytes);
+  meter_.on_allocate(bytes, category);
+  return Tensor(meta, std::make_shared<Storage>(*this, data, bytes, category));
+}
+
+Tensor Backend::zeros(const TensorMeta& meta, MemoryCategory category) {
+  Tensor t = empty(meta, category);
+  fill(t, 0.0);
+  return t;
+}
+
+void Backend::release(void* data, std::size_t bytes, MemoryCategory category) {
+  meter_.on_free(bytes, category);
+  raw_free(data, bytes);
+}
+
+std::vector<std::int64_t> contiguous_strides(const Shape& shape) {
+  std::vector<std::int64_t> strides(shape.size());
+  std::int64_t s = 1;
+  for (std::size_t i = shape.size(); i-- > 0;) {
+    strides[i] = s;
+    s *= shape[i];
+  }
+  return strides;
+}
+
+}  // namespace remat

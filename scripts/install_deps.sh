@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs, from Debian's registry, whatever this machine lacks to build, test
+# and run remat. Safe to run again: it installs nothing that is present.
+# Called by the README's commands and by .ci/run.
+set -euo pipefail
+
+packages=(cmake g++ make libxtensor-dev libxsimd-dev xtl-dev doctest-dev libfmt-dev
+          libopenblas-dev nlohmann-json3-dev libcli11-dev libbenchmark-dev
+          python3-matplotlib python3-numpy)
+# PyTorch is optional: only the benchmark's comparison column uses it.
+optional=(python3-torch)
+[[ "${REMAT_WITH_SANITIZERS:-0}" == 1 ]] && packages+=(clang libclang-rt-14-dev valgrind)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+missing_optional=()
+for p in "${optional[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing_optional+=("$p")
+done
+
+if (( ${#missing[@]} + ${#missing_optional[@]} == 0 )); then
+  exit 0
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+echo "[install_deps] installing: ${missing[*]} ${missing_optional[*]}" >&2
+$SUDO apt-get update -qq >/dev/null
+if (( ${#missing[@]} )); then
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if (( ${#missing_optional[@]} )); then
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing_optional[@]}" >/dev/null \
+    || echo "[install_deps] optional packages not installed: ${missing_optional[*]} (the PyTorch comparison will be skipped)" >&2
+fi

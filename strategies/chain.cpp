@@ -1,0 +1,2 @@
+// Contract: Chain (see chain.hpp). Implementation in progress.
+#include "strategies/chain.hpp"

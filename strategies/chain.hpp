@@ -1,0 +1,40 @@
+// Contract: a Chain is the stage-level model most checkpointing theory works on,
+// in the notation of Beaumont et al. 2019 (arXiv:1911.13214, "rotor"; PAPERS.md):
+// stages 0..L-1 map x(i) to x(i+1), and stage L is the loss (backward only).
+// All costs are integers (time units; memory in bytes or slots):
+//   fw[i]   (i < L)  forward time of stage i
+//   bw[i]   (i <= L) backward time of stage i (bw[L] = 0: the loss)
+//   cw[i]   (i <= L) size of x(i), the input of stage i (x(0) is the chain input)
+//   cbw[i]  (i <= L) size of xbar(i): all that stage i-1's backward needs when
+//                    stage i-1 ran taped (it includes x(i))
+//   ftmp[i] (i < L)  temporary memory during the forward of stage i
+//   btmp[i] (i <= L) temporary memory during the backward of stage i
+// Budgets count x(0). Chain files are JSON objects with these integer arrays and
+// an optional "name"; "uniform:n=N" is fw=1, bw=2, cw=1, cbw=2, no temporaries, bw[L]=0.
+#pragma once
+
+#include "autodiff/tensor.hpp"
+
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+namespace remat {
+
+struct Chain {
+  std::string name;
+  std::vector<std::int64_t> fw, bw, cw, cbw, ftmp, btmp;
+
+  int length() const { return static_cast<int>(fw.size()); }  // L
+  // Throws Error "[chain <name>] ..." when array lengths or values are inconsistent.
+  void validate() const;
+  nlohmann::json to_json() const;
+  static Chain from_json(const nlohmann::json& json, const std::string& source);
+  static Chain uniform(int stages);
+  // "uniform:n=N" or "file:PATH" (the CLI's --chain); errors name the spec.
+  static Chain parse_spec(const std::string& spec);
+  // Memory rounded up to slots of `slot_bytes` (conservatively: never smaller).
+  Chain in_slots(std::int64_t slot_bytes) const;
+};
+
+}  // namespace remat
