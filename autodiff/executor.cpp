@@ -102,6 +102,7 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
   for (std::size_t index = 0; index < program.instructions.size(); ++index) {
     const Instruction& ins = program.instructions[index];
     const Node& node = tape_.node(ins.node);
+    auto instruction_start = options.record_times ? std::chrono::steady_clock::now() : start;
     const auto id = static_cast<std::size_t>(ins.node);
     switch (ins.kind) {
       case InstructionKind::compute: {
@@ -229,6 +230,9 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
         break;
     }
     if (options.record_trace) report.live_bytes.push_back(meter.budgeted_current());
+    if (options.record_times)
+      report.instruction_seconds.push_back(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - instruction_start).count());
   }
 
   for (int p : program.grad_targets) {

@@ -34,12 +34,14 @@ struct StepReport {
   std::int64_t allocations = 0;
   double seconds = 0;
   std::vector<std::size_t> live_bytes;  // budgeted bytes after each instruction (with record_trace)
+  std::vector<double> instruction_seconds;  // wall time of each instruction (with record_times)
 };
 
 struct RunOptions {
   std::uint64_t seed = 0;     // keys dropout masks together with the node id
   bool record_trace = false;  // fill StepReport::live_bytes
   bool check_finite = false;  // error naming the first node that produced NaN or Inf
+  bool record_times = false;  // fill StepReport::instruction_seconds (profiled chain costs)
 };
 
 struct StepResult {

@@ -11,6 +11,10 @@
 
 namespace remat {
 
+// Sets the threads of the OpenMP loops and of OpenBLAS (benchmarks pin both).
+void set_cpu_threads(int threads);
+int cpu_threads();
+
 class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }

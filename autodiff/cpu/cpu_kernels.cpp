@@ -20,6 +20,23 @@ namespace remat {
 
 using cpu::parallel_blocks;
 
+
+void set_cpu_threads(int threads) {
+  if (threads < 1) throw Error("[cpu] thread count must be at least 1, got " + std::to_string(threads));
+#ifdef REMAT_HAVE_OPENMP
+  omp_set_num_threads(threads);
+#endif
+  openblas_set_num_threads(threads);
+}
+
+int cpu_threads() {
+#ifdef REMAT_HAVE_OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
 void* CpuBackend::raw_allocate(std::size_t bytes) {
   if (bytes == 0) return nullptr;
   std::size_t rounded = (bytes + 63) / 64 * 64;
