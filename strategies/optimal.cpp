@@ -1,0 +1,274 @@
+// Contract: the optimal persistent schedule for heterogeneous chains, the dynamic
+// program of Beaumont, Eyraud-Dubois, Herrmann, Joly, Shilova 2019 ("Optimal
+// checkpointing for heterogeneous chains", arXiv:1911.13214, the dynamic
+// program for opt[m][i][l]; PAPERS.md "Heterogeneous chains"), over integer
+// memory. opt[m][i][l] = least time to back-propagate stages i..l with m memory
+// free, x(i) stored outside m, delta(l+1) inside m. With fw[L] = ftmp[L] = 0 and
+// cw[L+1] = cbw[L+1] = 0 (the loss stage L):
+//   l = i: fw[i] + bw[i] if m >= max(cw[i+1] + cbw[i+1] + ftmp[i],
+//                                    cw[i] + cw[i+1] + cbw[i+1] + btmp[i]).
+//   l > i: infinite if m < mmin = max(cw[l+1] + cw[i+1] + ftmp[i],
+//                                     cw[l+1] + max_{i<j<l} (cw[j] + cw[j+1] + ftmp[j]));
+//          else the least of
+//          leaf checkpoint at j, i < j <= l, m >= cw[j]:
+//              sum(fw[i..j-1]) + opt[m - cw[j]][j][l] + opt[m][i][j-1]
+//              (F_ck i, F_n i+1..j-1, then [j..l], then [i..j-1]);
+//          chain checkpoint, m >= cbw[i+1]:
+//              opt[m][i][i] + opt[m - cbw[i+1]][i+1][l]   (F_all i, [i+1..l], B i)
+//              (as PAPERS.md states it; see the correction below).
+//   The chain branch is evaluated with its exact transients instead of through
+//   opt[m][i][i]: fw[i] + bw[i] + opt[m - cbw[i+1]][i+1][l] when
+//   m >= max(cw[l+1] + cbw[i+1] + ftmp[i], cw[i] + cw[i+1] + cbw[i+1] + btmp[i]).
+//   F_all i runs beside delta(l+1), not delta(i+1) as opt[m][i][i] assumes, so the
+//   literal formula is both unsafe (cw = 1,1,3, cbw = -,5,3, ftmp = 10,0, l = 1: it
+//   accepts m = 16 while F_all 0 peaks at 18) and, when cw[l+1] < cw[i+1], needlessly
+//   strict (an exhaustive search finds faster persistent schedules). For l = i the
+//   two agree (the base case).
+// Whole chain with budget M: opt[M - cw[0]][0][L]. optimal_tests.cpp checks this DP
+// against an exhaustive search over the stage vocabulary: equal to the best persistent
+// schedule, an upper bound on the best schedule of any kind (see Optimality below).
+//
+// Layout: one row of M - cw[0] + 1 int64 times per pair (i, l) (triangular order),
+// filled by increasing l - i; each branch is one contiguous loop over m (the whole
+// row at once). Time O(L^3 M), memory 8 (L+1)(L+2)/2 (M+1) bytes; no choice table:
+// the schedule is rebuilt by re-deriving which branch attains each value
+// (chain first, then leaf j ascending). Feasibility alone (the least m with
+// opt[m][i][l] finite) is an O(L^3) recursion, used for the smallest budgets.
+// Bytes: slot_bytes = ceil(budget / slot_count), the chain rounded up to slots,
+// M = floor(budget / slot_bytes). The smallest feasible byte budget b* is exact for
+// this procedure (the slots needed are non-increasing in the slot size, so the least
+// slot size k with needed(k) <= slot_count gives b* = max((k-1) S + 1, needed(k) k)).
+// A budget >= b* whose own rounding is too coarse is planned with b*'s slot size, so
+// every budget >= b* succeeds and every smaller one throws InfeasibleBudget(b*).
+//
+// Optimality: the DP is optimal among persistent schedules (rotor's assumption: once
+// F_ck i or F_all i keeps x(i), it stays stored until B i). Schedules that drop a kept
+// x(i) and recompute it later are valid in the stage vocabulary and are sometimes
+// faster on heterogeneous chains; optimal_tests.cpp measures both searches.
+#include "strategies/stage_schedules.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
+
+namespace remat {
+
+namespace {
+
+constexpr std::int64_t INF = std::numeric_limits<std::int64_t>::max() / 4;
+
+// The chain's arrays extended to the loss: fw, ftmp, bw, btmp on 0..L; cw, cbw on 0..L+1.
+struct Ext {
+  int L = 0;
+  std::vector<std::int64_t> fw, bw, cw, cbw, ftmp, btmp, fw_prefix;
+  explicit Ext(const Chain& c)
+      : L(c.length()), fw(c.fw), bw(c.bw), cw(c.cw), cbw(c.cbw), ftmp(c.ftmp), btmp(c.btmp) {
+    fw.push_back(0);
+    ftmp.push_back(0);
+    cw.push_back(0);
+    cbw.push_back(0);
+    fw_prefix.assign(L + 2, 0);
+    for (int i = 0; i <= L; ++i) fw_prefix[i + 1] = fw_prefix[i] + fw[i];
+  }
+  std::int64_t base_limit(int i) const {
+    return std::max(cw[i + 1] + cbw[i + 1] + ftmp[i], cw[i] + cw[i + 1] + cbw[i + 1] + btmp[i]);
+  }
+  std::int64_t mmin(int i, int l) const {  // l > i
+    std::int64_t m = cw[l + 1] + cw[i + 1] + ftmp[i];
+    for (int j = i + 1; j < l; ++j) m = std::max(m, cw[l + 1] + cw[j] + cw[j + 1] + ftmp[j]);
+    return m;
+  }
+  // chain checkpoint at i for [i..l]: F_all i beside delta(l+1), B i beside delta(i+1).
+  std::int64_t chain_limit(int i, int l) const {
+    return std::max(cw[l + 1] + cbw[i + 1] + ftmp[i], cw[i] + cw[i + 1] + cbw[i + 1] + btmp[i]);
+  }
+};
+
+// Least m with opt[m][i][l] finite, for every pair; the whole chain needs cw[0] + mm(0, L).
+std::int64_t min_memory(const Ext& e) {
+  const int N = e.L + 1;
+  std::vector<std::int64_t> mm(static_cast<std::size_t>(N) * N, 0);
+  auto at = [&](int i, int l) -> std::int64_t& { return mm[static_cast<std::size_t>(i) * N + l]; };
+  for (int d = 0; d < N; ++d)
+    for (int i = 0; i + d < N; ++i) {
+      const int l = i + d;
+      if (d == 0) {
+        at(i, i) = e.base_limit(i);
+        continue;
+      }
+      std::int64_t best = std::max(e.cbw[i + 1] + at(i + 1, l), e.chain_limit(i, l));
+      for (int j = i + 1; j <= l; ++j) best = std::min(best, std::max(e.cw[j] + at(j, l), at(i, j - 1)));
+      at(i, l) = std::max(e.mmin(i, l), best);
+    }
+  return e.cw[0] + at(0, e.L);
+}
+
+class Table {
+ public:
+  Table(const Ext& e, std::int64_t mx) : e_(e), width_(mx + 1) {
+    const std::size_t N = static_cast<std::size_t>(e.L) + 1;
+    const double bytes = 8.0 * static_cast<double>(N * (N + 1) / 2) * static_cast<double>(width_);
+    if (bytes > 4.0 * (1u << 30))
+      throw Error(fmt::format("[optimal] the table for {} stages and {} memory slots needs {:.1f} GiB; use fewer slots",
+                              e.L, width_, bytes / (1u << 30)));
+    t_.assign(N * (N + 1) / 2 * static_cast<std::size_t>(width_), INF);
+    fill();
+  }
+  const std::int64_t* row(int i, int l) const { return t_.data() + offset(i, l); }
+  std::int64_t at(int i, int l, std::int64_t m) const { return row(i, l)[m]; }
+
+  void rebuild(int i, int l, std::int64_t m, std::vector<StageAction>& out) const {
+    while (true) {
+      if (i == l) {
+        if (i < e_.L) out.push_back({StageActionKind::forward_taped, i});
+        out.push_back({StageActionKind::backward, i});
+        return;
+      }
+      const std::int64_t value = at(i, l, m);
+      const std::int64_t cb = e_.cbw[i + 1];
+      if (m >= e_.chain_limit(i, l) && e_.fw[i] + e_.bw[i] + at(i + 1, l, m - cb) == value) {
+        out.push_back({StageActionKind::forward_taped, i});
+        rebuild(i + 1, l, m - cb, out);
+        out.push_back({StageActionKind::backward, i});
+        return;
+      }
+      int leaf = -1;
+      for (int j = i + 1; j <= l && leaf < 0; ++j)
+        if (m >= e_.cw[j] && e_.fw_prefix[j] - e_.fw_prefix[i] + at(j, l, m - e_.cw[j]) + at(i, j - 1, m) == value)
+          leaf = j;
+      if (leaf < 0) throw Error(fmt::format("[optimal] internal: no branch attains opt[{}][{}][{}]", m, i, l));
+      out.push_back({StageActionKind::forward_checkpoint, i});
+      for (int k = i + 1; k < leaf; ++k) out.push_back({StageActionKind::forward_none, k});
+      rebuild(leaf, l, m - e_.cw[leaf], out);
+      l = leaf - 1;  // then [i..leaf-1] with the same m
+    }
+  }
+
+ private:
+  std::size_t offset(int i, int l) const {  // pairs in triangular order, one row of width_ each
+    return (static_cast<std::size_t>(l) * (l + 1) / 2 + static_cast<std::size_t>(i)) * static_cast<std::size_t>(width_);
+  }
+
+  void fill() {
+    const int N = e_.L + 1;
+    const std::int64_t W = width_;
+    for (int d = 0; d < N; ++d)
+      for (int i = 0; i + d < N; ++i) {
+        const int l = i + d;
+        std::int64_t* out = t_.data() + offset(i, l);
+        if (d == 0) {
+          const std::int64_t value = e_.fw[i] + e_.bw[i];
+          for (std::int64_t m = std::min(e_.base_limit(i), W); m < W; ++m) out[m] = value;
+          continue;
+        }
+        const std::int64_t lo = e_.mmin(i, l);
+        // chain checkpoint: F_all i, [i+1..l] with m - cbw[i+1], B i
+        {
+          const std::int64_t cb = e_.cbw[i + 1];
+          const std::int64_t own = e_.fw[i] + e_.bw[i];
+          const std::int64_t* b = row(i + 1, l);
+          for (std::int64_t m = std::min(std::max(lo, e_.chain_limit(i, l)), W); m < W; ++m)
+            out[m] = own + b[m - cb];
+        }
+        // leaf checkpoint at j: F_ck i, F_n i+1..j-1, [j..l] with m - cw[j], [i..j-1] with m
+        for (int j = i + 1; j <= l; ++j) {
+          const std::int64_t c = e_.cw[j];
+          const std::int64_t sf = e_.fw_prefix[j] - e_.fw_prefix[i];
+          const std::int64_t* a = row(j, l);
+          const std::int64_t* b = row(i, j - 1);
+          for (std::int64_t m = std::min(std::max(lo, c), W); m < W; ++m) {
+            const std::int64_t cand = sf + a[m - c] + b[m];
+            out[m] = cand < out[m] ? cand : out[m];
+          }
+        }
+        for (std::int64_t m = 0; m < W; ++m) out[m] = out[m] < INF ? out[m] : INF;
+      }
+  }
+
+  const Ext& e_;
+  std::int64_t width_;
+  std::vector<std::int64_t> t_;
+};
+
+}  // namespace
+
+std::int64_t optimal_min_budget_units(const Chain& chain) {
+  chain.validate();
+  return min_memory(Ext(chain));
+}
+
+OptimalPlan optimal_plan_units(const Chain& chain, std::int64_t budget_units) {
+  chain.validate();
+  const Ext e(chain);
+  const std::int64_t need = min_memory(e);
+  if (budget_units < need)
+    throw InfeasibleBudget(fmt::format("[optimal] budget {} is infeasible for chain {}; the smallest feasible budget is {}",
+                                       budget_units, chain.name, need),
+                           static_cast<std::size_t>(need));
+  const std::int64_t mx = budget_units - e.cw[0];
+  const Table table(e, mx);
+  OptimalPlan plan;
+  plan.makespan = table.at(0, e.L, mx);
+  plan.budget_slots = budget_units;
+  plan.slot_bytes = 1;
+  if (plan.makespan >= INF) throw Error(fmt::format("[optimal] internal: budget {} passed the feasibility check but "
+                                                    "opt is infinite for chain {}", budget_units, chain.name));
+  table.rebuild(0, e.L, mx, plan.schedule.actions);
+  return plan;
+}
+
+std::int64_t optimal_min_budget(const Chain& chain, int slot_count) {
+  chain.validate();
+  if (slot_count < 1) throw Error(fmt::format("[optimal] slot_count = {} must be >= 1", slot_count));
+  const std::int64_t S = slot_count;
+  auto slots_needed = [&](std::int64_t slot_bytes) { return min_memory(Ext(chain.in_slots(slot_bytes))); };
+  std::int64_t k_hi = 1;
+  for (const auto* f : {&chain.cw, &chain.cbw, &chain.ftmp, &chain.btmp})
+    for (auto v : *f) k_hi = std::max(k_hi, v);
+  const std::int64_t coarsest = slots_needed(k_hi);  // every nonzero size is one slot
+  if (coarsest > S)
+    throw Error(fmt::format("[optimal] chain {} needs at least {} memory slots at any slot size; {} slots cannot hold "
+                            "any schedule (use a larger slot count)", chain.name, coarsest, S));
+  // slots_needed(k) is non-increasing in k: find the least k with slots_needed(k) <= S.
+  std::int64_t lo = 1, hi = k_hi;
+  while (lo < hi) {
+    const std::int64_t mid = lo + (hi - lo) / 2;
+    if (slots_needed(mid) <= S) hi = mid;
+    else lo = mid + 1;
+  }
+  // Budgets B with ceil(B / S) = k are ((k-1)S, kS]; they fit iff floor(B / k) >= slots_needed(k).
+  return std::max((lo - 1) * S + 1, slots_needed(lo) * lo);
+}
+
+OptimalPlan optimal_plan(const Chain& chain, std::int64_t budget, int slot_count) {
+  chain.validate();
+  if (slot_count < 1) throw Error(fmt::format("[optimal] slot_count = {} must be >= 1", slot_count));
+  if (budget < 1) throw Error(fmt::format("[optimal] budget {} bytes must be >= 1", budget));
+  std::int64_t slot_bytes = budget / slot_count + (budget % slot_count != 0 ? 1 : 0);
+  Chain slotted = chain.in_slots(slot_bytes);
+  std::int64_t M = budget / slot_bytes;
+  const std::int64_t need = optimal_min_budget_units(slotted);
+  if (M < need) {
+    const std::int64_t smallest = optimal_min_budget(chain, slot_count);
+    if (budget < smallest)
+      throw InfeasibleBudget(fmt::format("[optimal] budget {} bytes is infeasible for chain {} (it needs {} slots of {} "
+                                         "bytes, {} available); the smallest feasible budget is {} bytes",
+                                         budget, chain.name, need, slot_bytes, M, smallest),
+                             static_cast<std::size_t>(smallest));
+    // This budget's slots are too coarse (rounding loses up to a slot per live value), but a
+    // smaller budget fits: plan with that budget's slot size, so feasibility is monotone.
+    slot_bytes = smallest / slot_count + (smallest % slot_count != 0 ? 1 : 0);
+    slotted = chain.in_slots(slot_bytes);
+    M = budget / slot_bytes;
+  }
+  OptimalPlan plan = optimal_plan_units(slotted, M);
+  plan.slot_bytes = slot_bytes;
+  return plan;
+}
+
+Schedule optimal_schedule(const Chain& chain, std::int64_t budget, int slot_count) {
+  return optimal_plan(chain, budget, slot_count).schedule;
+}
+
+}  // namespace remat
