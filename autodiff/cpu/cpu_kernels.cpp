@@ -140,7 +140,7 @@ T unary_derivative(UnaryKind kind, T x, T y, T param) {
     case UnaryKind::log: return T(1) / x;                 // d log(x) = 1/x
     case UnaryKind::tanh: return T(1) - y * y;            // d tanh = 1 - tanh^2
     case UnaryKind::sigmoid: return y * (T(1) - y);       // d s = s (1 - s)
-    case UnaryKind::relu: return x > T(0) ? T(1) : T(0);  // subgradient 0 at 0
+    case UnaryKind::relu: return y > T(0) ? T(1) : T(0);  // reads the output: y > 0 iff x > 0
     case UnaryKind::gelu: {
       T u = k0 * (x + k1 * x * x * x), t = std::tanh(u);
       return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * k0 * (T(1) + T(3) * k1 * x * x);
@@ -216,6 +216,12 @@ void CpuBackend::unary_backward(UnaryKind kind, double param, const Tensor& x, c
     const T* ys = y.defined() ? y.data<T>() : nullptr;
     const T* g = gy.data<T>();
     T* out = gx.data<T>();
+    if (kind == UnaryKind::relu) {  // the hot case in MLPs: a branch-free, vectorisable loop
+      parallel_blocks(gy.numel(), [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i) out[i] = ys[i] > T(0) ? g[i] : T(0);
+      });
+      return;
+    }
     parallel_blocks(gy.numel(), [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t i = b; i < e; ++i)
         out[i] = g[i] * unary_derivative<T>(kind, xs ? xs[i] : T(0), ys ? ys[i] : T(0), p);
@@ -264,9 +270,26 @@ void CpuBackend::binary(BinaryKind kind, const Tensor& a, const Tensor& b, Tenso
       });
       return;
     }
+    const std::int64_t inner = out.shape().empty() ? 1 : out.shape().back();
+    // a full-shape, b a row broadcast over all leading axes (a bias): rows of contiguous loops.
+    if (a.shape() == out.shape() && b.numel() == inner && !b.shape().empty() && b.shape().back() == inner) {
+      const std::int64_t rows = out.numel() / std::max<std::int64_t>(inner, 1);
+      parallel_blocks(rows, [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t r = begin; r < end; ++r) {
+          const T* x = pa + r * inner;
+          T* o = po + r * inner;
+          switch (kind) {
+            case BinaryKind::add: for (std::int64_t i = 0; i < inner; ++i) o[i] = x[i] + pb[i]; break;
+            case BinaryKind::sub: for (std::int64_t i = 0; i < inner; ++i) o[i] = x[i] - pb[i]; break;
+            case BinaryKind::mul: for (std::int64_t i = 0; i < inner; ++i) o[i] = x[i] * pb[i]; break;
+            case BinaryKind::div: for (std::int64_t i = 0; i < inner; ++i) o[i] = x[i] / pb[i]; break;
+          }
+        }
+      }, inner);
+      return;
+    }
     auto sa = broadcast_strides(a.shape(), out.shape());
     auto sb = broadcast_strides(b.shape(), out.shape());
-    const std::int64_t inner = out.shape().empty() ? 1 : out.shape().back();
     // Row r of the output starts at r * inner; recover it from a's row offset is not
     // possible under broadcasting, so walk rows with an explicit counter.
     const Shape& shape = out.shape();

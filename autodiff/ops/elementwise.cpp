@@ -22,7 +22,7 @@ UnaryInfo unary_info(UnaryKind kind) {
     case UnaryKind::log: return {"log", 8, true, false};           // d log x = 1/x
     case UnaryKind::tanh: return {"tanh", 10, false, true};        // d tanh x = 1 - tanh^2 x
     case UnaryKind::sigmoid: return {"sigmoid", 10, false, true};  // d s = s (1 - s)
-    case UnaryKind::relu: return {"relu", 1, true, false};         // d relu x = [x > 0]
+    case UnaryKind::relu: return {"relu", 1, false, true};         // d relu x = [x > 0] = [relu x > 0]
     case UnaryKind::gelu: return {"gelu", 16, true, false};        // d gelu: see cpu_kernels.cpp
     case UnaryKind::square: return {"square", 1, true, false};     // d x^2 = 2x
     case UnaryKind::pow: return {"pow", 10, true, false};          // d x^p = p x^(p-1)
