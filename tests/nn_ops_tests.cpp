@@ -80,7 +80,7 @@ TEST_CASE("philox4x32-10 reproduces the Random123 known-answer vectors") {
   }
 }
 
-TEST_CASE("philox_uniform is a pure function of (seed, key, index) in [0, 1)") {
+TEST_CASE("philox_uniform is a pure function of (seed, key, index) in the unit interval") {
   double sum = 0;
   const int n = 1 << 16;
   for (int i = 0; i < n; ++i) {

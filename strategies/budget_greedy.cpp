@@ -1,0 +1,379 @@
+// Contract: budget-greedy rematerialization at node granularity, after
+// Kirisame et al., "Dynamic Tensor Rematerialization", ICLR 2021
+// (arXiv:2006.09616), Sec. 3 (the greedy runtime) and Sec. 4 (heuristics).
+// The planner replays the store-all instruction stream online: before each
+// instruction it makes the values it reads resident (recomputing evicted ones
+// from their parents, recursively) and, when an allocation would pass the
+// budget, evicts the resident unpinned value with the smallest score:
+//   dtr        h = (c(t) + sum c(u), u in e*(t)) / (m(t) s(t))   (e*: evicted neighbourhood)
+//   dtr-eq     the same with e* approximated by union-find classes of evicted values
+//   dtr-local  h = c(t) / (m(t) s(t))
+//   lru        the least recently used;  size: the largest;  msps: (c + evicted parents' c) / m
+// It decides from the past only (no future instruction is consulted); the
+// emitted compute/backward sequence then goes through insert_frees(), which
+// frees every value no later than the planner's own accounting did, so the
+// simulated peak never exceeds the planner's, which never exceeds the budget.
+// Recomputation past 50 N + 1000 operations stops with an Error (thrashing).
+#include "strategies/strategies.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+namespace remat {
+namespace {
+
+enum class Heuristic { dtr, dtr_eq, dtr_local, lru, size, msps };
+
+Heuristic parse_heuristic(const std::string& h) {
+  if (h == "dtr") return Heuristic::dtr;
+  if (h == "dtr-eq") return Heuristic::dtr_eq;
+  if (h == "dtr-local") return Heuristic::dtr_local;
+  if (h == "lru") return Heuristic::lru;
+  if (h == "size") return Heuristic::size;
+  if (h == "msps") return Heuristic::msps;
+  throw Error("[greedy] unknown heuristic '" + h + "'; expected one of: dtr, dtr-eq, dtr-local, lru, size, msps");
+}
+
+struct Infeasible {
+  std::size_t needed;
+};
+struct Thrashing {};
+
+class GreedyPlanner {
+ public:
+  GreedyPlanner(const Tape& tape, int loss, std::size_t budget, Heuristic heuristic)
+      : tape_(tape), budget_(budget), heuristic_(heuristic), n_(tape.size()) {
+    base_ = store_all_program(tape, loss);
+    resident_.assign(n_, false);
+    computed_.assign(n_, false);
+    pinned_.assign(n_, 0);
+    last_access_.assign(n_, 0);
+    remaining_uses_.assign(n_, 0);
+    grad_live_.assign(n_, false);
+    parent_.resize(n_);
+    std::iota(parent_.begin(), parent_.end(), 0);
+    class_cost_.assign(n_, 0);
+    consumers_.assign(n_, {});
+    cost_.assign(n_, 1);
+    for (const Node& node : tape.nodes()) {
+      std::vector<TensorMeta> metas;
+      for (int in : node.inputs) {
+        metas.push_back(tape.node(in).meta);
+        consumers_[static_cast<std::size_t>(in)].push_back(node.id);
+      }
+      double ns = static_cast<double>(node.meta.bytes()) / 10.0;
+      if (node.kind == NodeKind::op) {
+        Cost c = node.op->cost(metas, node.meta);
+        ns = std::max(c.flops / 20.0, (c.bytes_read + c.bytes_written) / 10.0);
+      }
+      cost_[static_cast<std::size_t>(node.id)] = std::max(1.0, ns);
+    }
+    for (const auto& ins : base_.instructions) {
+      if (ins.kind == InstructionKind::compute)
+        for (int in : tape.node(ins.node).inputs) ++remaining_uses_[static_cast<std::size_t>(in)];
+      if (ins.kind == InstructionKind::backward)
+        for (int s : saved_for_backward(tape, ins.node)) ++remaining_uses_[static_cast<std::size_t>(s)];
+    }
+    recompute_limit_ = 50 * static_cast<std::int64_t>(n_) + 1000;
+  }
+
+  Program run() {
+    Program out;
+    out.strategy = "greedy";
+    out.loss = base_.loss;
+    out.grad_targets = base_.grad_targets;
+    for (const auto& ins : base_.instructions) {
+      if (ins.kind == InstructionKind::free || ins.kind == InstructionKind::free_grad) continue;
+      ++clock_;
+      const Node& node = tape_.node(ins.node);
+      if (ins.kind == InstructionKind::compute) {
+        for (int in : node.inputs) {
+          ensure_resident(in, out);
+          pin(in);
+        }
+        materialise(ins.node, out);
+        for (int in : node.inputs) unpin(in);
+        for (int in : node.inputs) release_use(in);
+        if (remaining_uses_[static_cast<std::size_t>(ins.node)] == 0) drop(ins.node);  // e.g. the loss value
+      } else if (ins.kind == InstructionKind::seed_grad) {
+        make_room(node.meta.bytes());
+        out.instructions.push_back(ins);
+        grad_live_[static_cast<std::size_t>(ins.node)] = true;
+        current_ += node.meta.bytes();
+      } else {  // backward
+        auto saved = saved_for_backward(tape_, ins.node);
+        for (int s : saved) {
+          ensure_resident(s, out);
+          pin(s);
+        }
+        // Mirror the executor: a first gradient is allocated (budgeted unless it is a
+        // parameter's); a later or repeated contribution goes through a budgeted temporary.
+        std::size_t new_grads = 0, temporaries = 0;
+        std::vector<TensorMeta> metas;
+        std::vector<int> receiving;
+        for (std::size_t k = 0; k < node.inputs.size(); ++k) {
+          const Node& in = tape_.node(node.inputs[k]);
+          metas.push_back(in.meta);
+          if (!(in.requires_grad && node.op->differentiable_input(k))) continue;
+          bool repeated = std::find(receiving.begin(), receiving.end(), in.id) != receiving.end();
+          receiving.push_back(in.id);
+          if (grad_live_[static_cast<std::size_t>(in.id)] || repeated) temporaries += in.meta.bytes();
+          else if (in.kind != NodeKind::parameter) new_grads += in.meta.bytes();
+        }
+        make_room(new_grads + temporaries + node.op->vjp_workspace_bytes(metas, node.meta));
+        out.instructions.push_back(ins);
+        current_ += new_grads;
+        for (int id : receiving) grad_live_[static_cast<std::size_t>(id)] = true;
+        // The output gradient is read by nothing after this vjp.
+        if (grad_live_[static_cast<std::size_t>(ins.node)] && !is_param(ins.node)) {
+          grad_live_[static_cast<std::size_t>(ins.node)] = false;
+          current_ -= node.meta.bytes();
+        }
+        for (int s : saved) {
+          unpin(s);
+          release_use(s);
+        }
+      }
+    }
+    return insert_frees(tape_, std::move(out));
+  }
+
+  std::int64_t recomputations() const { return recomputed_; }
+
+ private:
+  void pin(int v) { ++pinned_[static_cast<std::size_t>(v)]; }
+  void unpin(int v) { --pinned_[static_cast<std::size_t>(v)]; }
+  bool is_param(int v) const { return tape_.node(v).kind == NodeKind::parameter; }
+
+  // A use of v by the base program is done; a value nobody will read again leaves.
+  void release_use(int v) {
+    if (is_param(v)) return;
+    auto i = static_cast<std::size_t>(v);
+    if (--remaining_uses_[i] == 0 && resident_[i] && pinned_[i] == 0) drop(v);
+  }
+
+  void drop(int v) {
+    auto i = static_cast<std::size_t>(v);
+    resident_[i] = false;
+    current_ -= tape_.node(v).meta.bytes();
+    auto it = std::find(resident_list_.begin(), resident_list_.end(), v);
+    if (it != resident_list_.end()) {
+      *it = resident_list_.back();
+      resident_list_.pop_back();
+    }
+  }
+
+  // Compute v now (its inputs must be resident), making room first.
+  void materialise(int v, Program& out) {
+    const Node& node = tape_.node(v);
+    std::vector<TensorMeta> metas;
+    for (int in : node.inputs) {
+      pin(in);
+      metas.push_back(tape_.node(in).meta);
+    }
+    std::size_t workspace = node.kind == NodeKind::op ? node.op->forward_workspace_bytes(metas, node.meta) : 0;
+    make_room(node.meta.bytes() + workspace);
+    out.instructions.push_back({InstructionKind::compute, v});
+    auto i = static_cast<std::size_t>(v);
+    if (computed_[i]) {
+      if (++recomputed_ > recompute_limit_) throw Thrashing{};
+    }
+    computed_[i] = true;
+    resident_[i] = true;
+    resident_list_.push_back(v);
+    current_ += node.meta.bytes();
+    last_access_[i] = clock_;
+    for (int in : node.inputs) unpin(in);
+    // Rematerialised: no longer evicted; its class keeps its cost (no split, as in the paper).
+  }
+
+  // Makes v resident, recomputing evicted ancestors (an explicit stack: chains can be long).
+  void ensure_resident(int root, Program& out) {
+    if (is_param(root)) return;
+    std::vector<int> stack{root};
+    while (!stack.empty()) {
+      int t = stack.back();
+      auto i = static_cast<std::size_t>(t);
+      if (resident_[i]) {
+        last_access_[i] = clock_;
+        stack.pop_back();
+        continue;
+      }
+      int missing = -1;
+      for (int in : tape_.node(t).inputs)
+        if (!is_param(in) && !resident_[static_cast<std::size_t>(in)]) {
+          missing = in;
+          break;
+        }
+      if (missing >= 0) {
+        stack.push_back(missing);
+        if (stack.size() > n_ + 1) throw Thrashing{};
+        continue;
+      }
+      materialise(t, out);
+      stack.pop_back();
+    }
+    last_access_[static_cast<std::size_t>(root)] = clock_;
+  }
+
+  int find(int x) {
+    while (parent_[static_cast<std::size_t>(x)] != x) {
+      parent_[static_cast<std::size_t>(x)] = parent_[static_cast<std::size_t>(parent_[static_cast<std::size_t>(x)])];
+      x = parent_[static_cast<std::size_t>(x)];
+    }
+    return x;
+  }
+
+  // Sum of costs of evicted values connected to t through evicted values (capped search).
+  double evicted_neighbourhood_cost(int t) {
+    double total = 0;
+    std::vector<int> stack, seen;
+    auto visit = [&](int u) {
+      auto i = static_cast<std::size_t>(u);
+      if (is_param(u) || resident_[i] || !computed_[i]) return;
+      if (std::find(seen.begin(), seen.end(), u) != seen.end()) return;
+      seen.push_back(u);
+      stack.push_back(u);
+      total += cost_[i];
+    };
+    for (int in : tape_.node(t).inputs) visit(in);
+    for (int c : consumers_[static_cast<std::size_t>(t)]) visit(c);
+    while (!stack.empty() && seen.size() < 256) {
+      int u = stack.back();
+      stack.pop_back();
+      for (int in : tape_.node(u).inputs) visit(in);
+      for (int c : consumers_[static_cast<std::size_t>(u)]) visit(c);
+    }
+    return total;
+  }
+
+  double score(int t) {
+    auto i = static_cast<std::size_t>(t);
+    double m = static_cast<double>(std::max<std::size_t>(tape_.node(t).meta.bytes(), 1));
+    double s = static_cast<double>(clock_ - last_access_[i] + 1);
+    double c = cost_[i];
+    switch (heuristic_) {
+      case Heuristic::dtr: return (c + evicted_neighbourhood_cost(t)) / (m * s);
+      case Heuristic::dtr_eq: {
+        double e = 0;
+        std::vector<int> roots;
+        auto add = [&](int u) {
+          auto k = static_cast<std::size_t>(u);
+          if (is_param(u) || resident_[k] || !computed_[k]) return;
+          int r = find(u);
+          if (std::find(roots.begin(), roots.end(), r) == roots.end()) {
+            roots.push_back(r);
+            e += class_cost_[static_cast<std::size_t>(r)];
+          }
+        };
+        for (int in : tape_.node(t).inputs) add(in);
+        for (int cn : consumers_[i]) add(cn);
+        return (c + e) / (m * s);
+      }
+      case Heuristic::dtr_local: return c / (m * s);
+      case Heuristic::lru: return -s;
+      case Heuristic::size: return -m;
+      case Heuristic::msps: {
+        double e = 0;
+        for (int in : tape_.node(t).inputs)
+          if (!is_param(in) && !resident_[static_cast<std::size_t>(in)]) e += cost_[static_cast<std::size_t>(in)];
+        return (c + e) / m;
+      }
+    }
+    return 0;
+  }
+
+  void evict(int t) {
+    drop(t);
+    if (heuristic_ == Heuristic::dtr_eq) {  // merge t's class with evicted neighbours
+      auto i = static_cast<std::size_t>(t);
+      class_cost_[static_cast<std::size_t>(find(t))] += cost_[i];
+      auto merge = [&](int u) {
+        auto k = static_cast<std::size_t>(u);
+        if (is_param(u) || resident_[k] || !computed_[k]) return;
+        int a = find(t), b = find(u);
+        if (a == b) return;
+        parent_[static_cast<std::size_t>(b)] = a;
+        class_cost_[static_cast<std::size_t>(a)] += class_cost_[static_cast<std::size_t>(b)];
+      };
+      for (int in : tape_.node(t).inputs) merge(in);
+      for (int c : consumers_[i]) merge(c);
+    }
+  }
+
+  void make_room(std::size_t need) {
+    while (current_ + need > budget_) {
+      int victim = -1;
+      double best = std::numeric_limits<double>::infinity();
+      for (int t : resident_list_) {
+        if (pinned_[static_cast<std::size_t>(t)] > 0) continue;
+        double h = score(t);
+        if (h < best) {
+          best = h;
+          victim = t;
+        }
+      }
+      if (victim < 0) throw Infeasible{current_ + need};
+      evict(victim);
+    }
+  }
+
+  const Tape& tape_;
+  std::size_t budget_;
+  Heuristic heuristic_;
+  std::size_t n_;
+  Program base_;
+  std::vector<bool> resident_, grad_live_, computed_;
+  std::vector<int> pinned_, parent_, resident_list_;
+  std::vector<std::int64_t> last_access_, remaining_uses_;
+  std::vector<std::vector<int>> consumers_;
+  std::vector<double> cost_, class_cost_;
+  std::size_t current_ = 0;
+  std::int64_t clock_ = 0, recomputed_ = 0, recompute_limit_ = 0;
+};
+
+// Whether the greedy planner finds a plan within `budget`.
+bool greedy_feasible(const Tape& tape, int loss, std::size_t budget, Heuristic h) {
+  try {
+    GreedyPlanner(tape, loss, budget, h).run();
+    return true;
+  } catch (const Infeasible&) {
+    return false;
+  } catch (const Thrashing&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+Program plan_budget_greedy(const Tape& tape, int loss, std::size_t budget, const std::string& heuristic) {
+  Heuristic h = parse_heuristic(heuristic);
+  try {
+    Program p = GreedyPlanner(tape, loss, budget, h).run();
+    p.strategy = "greedy";
+    return p;
+  } catch (const Infeasible& e) {
+    (void)e;
+  } catch (const Thrashing&) {
+  }
+  // Refused: find the smallest budget this heuristic accepts (bisection between
+  // the refused budget and store-all's peak, which always fits).
+  std::size_t hi = simulate(tape, store_all_program(tape, loss)).peak_bytes, lo = budget;
+  if (hi <= lo) hi = lo + 1;
+  while (!greedy_feasible(tape, loss, hi, h)) hi *= 2;
+  while (hi - lo > 1) {
+    std::size_t mid = lo + (hi - lo) / 2;
+    (greedy_feasible(tape, loss, mid, h) ? hi : lo) = mid;
+  }
+  throw InfeasibleBudget(fmt::format("[greedy] budget {} bytes is infeasible with heuristic {} (an instruction's "
+                                     "pinned values do not fit, or recomputation thrashes); the smallest feasible "
+                                     "budget is {} bytes",
+                                     budget, heuristic, hi),
+                         hi);
+}
+
+}  // namespace remat
