@@ -32,5 +32,7 @@ std::size_t parse_budget(const std::string& text);
 int command_plan(const CommonOptions& options);
 int command_run(const CommonOptions& options);
 int command_compare(const CompareOptions& options);
+// The whole command line (cli.cpp): parses argv and runs one command; never throws.
+int run_cli(int argc, char** argv);
 
 }  // namespace remat
