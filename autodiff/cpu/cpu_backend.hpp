@@ -1,5 +1,8 @@
 // Contract: the CPU backend. Memory from the C++ heap (64-byte aligned), metered
-// through Backend::empty. Elementwise kernels use xtensor expressions over
+// through Backend::empty in logical bytes. Freed blocks are kept in a per-size
+// cache and reused (a training loop allocates the same sizes every step; going
+// back to the OS each time costs page faults); reserved_bytes() reports what
+// the cache holds from the heap, release_cached() returns it. Elementwise kernels use xtensor expressions over
 // OpenMP-partitioned chunks; matrix products use CBLAS (OpenBLAS). Parallel loops
 // use static partitioning and every reduction sums in a fixed order, so results
 // are bitwise identical run to run for a given thread count.
@@ -8,6 +11,9 @@
 #pragma once
 
 #include "autodiff/backend.hpp"
+
+#include <unordered_map>
+#include <vector>
 
 namespace remat {
 
@@ -18,6 +24,9 @@ int cpu_threads();
 class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }
+  ~CpuBackend() override;
+  std::size_t reserved_bytes() const { return reserved_bytes_; }  // live + cached heap bytes
+  void release_cached();
 
   void upload(const HostArray& src, Tensor& dst) override;
   HostArray download(const Tensor& src) override;
@@ -72,6 +81,10 @@ class CpuBackend final : public Backend {
  protected:
   void* raw_allocate(std::size_t bytes) override;
   void raw_free(void* data, std::size_t bytes) override;
+
+ private:
+  std::unordered_map<std::size_t, std::vector<void*>> cached_;  // rounded size -> free blocks
+  std::size_t reserved_bytes_ = 0;
 };
 
 }  // namespace remat

@@ -37,17 +37,45 @@ int cpu_threads() {
 #endif
 }
 
+namespace {
+std::size_t rounded_size(std::size_t bytes) { return (bytes + 63) / 64 * 64; }
+}  // namespace
+
 void* CpuBackend::raw_allocate(std::size_t bytes) {
   if (bytes == 0) return nullptr;
-  std::size_t rounded = (bytes + 63) / 64 * 64;
+  const std::size_t rounded = rounded_size(bytes);
+  if (auto it = cached_.find(rounded); it != cached_.end() && !it->second.empty()) {
+    void* p = it->second.back();
+    it->second.pop_back();
+    return p;
+  }
   void* p = std::aligned_alloc(64, rounded);
+  if (!p && reserved_bytes_ > 0) {  // give the cache back and try once more
+    release_cached();
+    p = std::aligned_alloc(64, rounded);
+  }
   if (!p)
     throw Error("[cpu] out of memory: could not allocate " + std::to_string(bytes) + " bytes (" +
                 std::to_string(meter().budgeted_current()) + " budgeted bytes live)");
+  reserved_bytes_ += rounded;
   return p;
 }
 
-void CpuBackend::raw_free(void* data, std::size_t) { std::free(data); }
+void CpuBackend::raw_free(void* data, std::size_t bytes) {
+  if (!data) return;
+  cached_[rounded_size(bytes)].push_back(data);
+}
+
+void CpuBackend::release_cached() {
+  for (auto& [size, blocks] : cached_) {
+    for (void* p : blocks) std::free(p);
+    reserved_bytes_ -= size * blocks.size();
+    blocks.clear();
+  }
+  cached_.clear();
+}
+
+CpuBackend::~CpuBackend() { release_cached(); }
 
 void CpuBackend::upload(const HostArray& src, Tensor& dst) {
   if (src.bytes.size() != dst.bytes()) throw Error("[cpu upload] size mismatch");

@@ -114,12 +114,15 @@ class LinearOp final : public Op {
     const Tensor& x = a.inputs[0];
     const Tensor& w = a.inputs[1];
     std::int64_t in = w.shape()[1], outf = w.shape()[0], rows = x.numel() / in;
-    GemmArgs g;  // Y (rows, out) = X (rows, in) @ W^T
+    GemmArgs g;  // Y (rows, out) = X (rows, in) @ W^T (+ b, written first and accumulated by the gemm)
     g.transpose_b = true;
     g.m = rows; g.n = outf; g.k = in;
     g.a = &x; g.lda = in; g.b = &w; g.ldb = in; g.c = &a.output; g.ldc = outf;
+    if (a.inputs.size() == 3) {  // one pass fewer over Y than gemm-then-add
+      a.backend.broadcast_to(a.inputs[2], 1.0, a.output);
+      g.beta = 1.0;
+    }
     a.backend.gemm(g);
-    if (a.inputs.size() == 3) a.backend.binary(BinaryKind::add, a.output, a.inputs[2], a.output);
   }
   void vjp(const VjpArgs& a) const override {
     const Tensor& gy = a.grad_output;
