@@ -9,10 +9,12 @@
 //   dtr-eq     the same with e* approximated by union-find classes of evicted values
 //   dtr-local  h = c(t) / (m(t) s(t))
 //   lru        the least recently used;  size: the largest;  msps: (c + evicted parents' c) / m
-// It decides from the past only (no future instruction is consulted); the
-// emitted compute/backward sequence then goes through insert_frees(), which
-// frees every value no later than the planner's own accounting did, so the
-// simulated peak never exceeds the planner's, which never exceeds the budget.
+// It decides from the past only: no future instruction is consulted. A value is
+// freed when it is evicted or when the program holds no more references to it
+// (its remaining uses by the store-all stream reach zero, as a reference count
+// would at run time); a gradient when its vjp has run. The planner emits those
+// frees itself, so the executor's memory is exactly the planner's accounting,
+// which never exceeds the budget.
 // Recomputation past 50 N + 1000 operations stops with an Error (thrashing).
 #include "strategies/strategies.hpp"
 
@@ -82,7 +84,7 @@ class GreedyPlanner {
   }
 
   Program run() {
-    Program out;
+    Program& out = out_;
     out.strategy = "greedy";
     out.loss = base_.loss;
     out.grad_targets = base_.grad_targets;
@@ -132,6 +134,7 @@ class GreedyPlanner {
         if (grad_live_[static_cast<std::size_t>(ins.node)] && !is_param(ins.node)) {
           grad_live_[static_cast<std::size_t>(ins.node)] = false;
           current_ -= node.meta.bytes();
+          out.instructions.push_back({InstructionKind::free_grad, ins.node});
         }
         for (int s : saved) {
           unpin(s);
@@ -139,7 +142,7 @@ class GreedyPlanner {
         }
       }
     }
-    return insert_frees(tape_, std::move(out));
+    return std::move(out);
   }
 
   std::int64_t recomputations() const { return recomputed_; }
@@ -159,6 +162,7 @@ class GreedyPlanner {
   void drop(int v) {
     auto i = static_cast<std::size_t>(v);
     resident_[i] = false;
+    out_.instructions.push_back({InstructionKind::free, v});
     current_ -= tape_.node(v).meta.bytes();
     auto it = std::find(resident_list_.begin(), resident_list_.end(), v);
     if (it != resident_list_.end()) {
@@ -327,6 +331,7 @@ class GreedyPlanner {
   Heuristic heuristic_;
   std::size_t n_;
   Program base_;
+  Program out_;
   std::vector<bool> resident_, grad_live_, computed_;
   std::vector<int> pinned_, parent_, resident_list_;
   std::vector<std::int64_t> last_access_, remaining_uses_;
