@@ -192,6 +192,11 @@ class GreedyPlanner {
     current_ += node.meta.bytes();
     last_access_[i] = clock_;
     for (int in : node.inputs) unpin(in);
+    // An input rebuilt only to recompute v, which the program no longer references, goes now.
+    for (int in : node.inputs) {
+      auto k = static_cast<std::size_t>(in);
+      if (!is_param(in) && resident_[k] && pinned_[k] == 0 && remaining_uses_[k] == 0) drop(in);
+    }
     // Rematerialised: no longer evicted; its class keeps its cost (no split, as in the paper).
   }
 

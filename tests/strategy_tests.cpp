@@ -59,6 +59,15 @@ Outcome check_promises(const Model& m, const Strategy& strategy, std::optional<s
   }
   StepReport predicted = simulate(tape, program);
   if (budget) CHECK(predicted.peak_bytes <= *budget);
+  {  // nothing budgeted is left alive once the step is over: every value was freed by the program
+    MeteringBackend meter;
+    Executor ex(tape, meter);
+    RunOptions trace;
+    trace.record_trace = true;
+    auto r = ex.run(program, {}, trace);
+    REQUIRE(!r.report.live_bytes.empty());
+    CHECK(r.report.live_bytes.back() == 0);
+  }
   Bindings data = m.batch(0);
   CpuBackend cpu;
   Executor reference(tape, cpu), ex(tape, cpu);
