@@ -5,6 +5,11 @@
 // parameter; the loss is mse(u(steps), target), so the gradient is the discrete
 // adjoint, the classic use of Revolve (Griewank and Walther 2000). Each step is
 // one marked stage: a uniform chain.
+// equation=burgers adds the advection term of the viscous Burgers equation,
+//   - (c/2) u(k)[i] (u(k)[i+1] - u(k)[i-1]),  c = dt/dx (default 0.1),
+// which is nonlinear: its vjp reads u(k), so every step keeps a value for the
+// backward sweep, the setting where checkpointing pays (the linear heat step's
+// vjps read nothing, so store-all keeps almost nothing there).
 #include "experiments/models/options.hpp"
 
 #include <cmath>
@@ -17,6 +22,8 @@ Model build_heat(const ModelSpec& spec) {
   auto steps = o.integer("steps", 100);
   auto grid = o.integer("grid", 64, 3, 1 << 24);
   auto r_percent = o.integer("r", 25, 1, 50);  // r in hundredths
+  bool burgers = o.choice("equation", "heat", {"heat", "burgers"}) == "burgers";
+  auto c_percent = o.integer("c", 10, 1, 50);  // c = dt/dx in hundredths (Burgers only)
   DType dtype = parse_dtype(o);
   Model m;
   m.spec = o.finish();
@@ -31,7 +38,9 @@ Model build_heat(const ModelSpec& spec) {
     Value left = concat({slice(u, 1, grid - 1, grid), slice(u, 1, 0, grid - 1)}, 1);   // u[i-1]
     Value right = concat({slice(u, 1, 1, grid), slice(u, 1, 0, 1)}, 1);                // u[i+1]
     Value laplacian = sub(add(left, right), scale(u, 2.0));
-    u = add(u, scale(laplacian, r));
+    Value next = add(u, scale(laplacian, r));
+    if (burgers) next = sub(next, scale(mul(u, sub(right, left)), static_cast<double>(c_percent) / 200.0));
+    u = next;
     t.mark_stage(u);
     m.stage_outputs.push_back(u);
   }

@@ -114,7 +114,7 @@ std::string model_catalogue() {
          "  lstm:steps=32,hidden=32,input=16,batch=8                      (unrolled, BPTT)\n"
          "  transformer:layers=2,width=32,heads=4,seq=16,batch=4,vocab=64,dropout=10 (GPT-style)\n"
          "  unet:levels=2,width=8,batch=2,image=32                        (skip connections)\n"
-         "  heat:steps=100,grid=64,r=25                                   (1-D heat equation, r in 1/100)\n"
+         "  heat:steps=100,grid=64,r=25,equation=heat|burgers,c=10       (1-D heat or viscous Burgers, r and c in 1/100)\n"
          "  every model also takes dtype=f32|f64\n";
 }
 
