@@ -57,6 +57,9 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
   virtual bool computes() const { return true; }
+  // Waits until every kernel launched so far has finished (asynchronous devices);
+  // the executor calls it before reading a clock.
+  virtual void synchronize() {}
 
   MemoryMeter& meter() { return meter_; }
   const MemoryMeter& meter() const { return meter_; }

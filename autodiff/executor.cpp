@@ -123,6 +123,8 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
                                            shape_string(node.meta.shape), dtype_name(node.meta.dtype),
                                            shape_string(bound->meta.shape), dtype_name(bound->meta.dtype)));
             backend_.upload(*bound, t);
+            // A non-finite input is named as such, not as the first op that reads it.
+            if (options.check_finite) check_finite_or_throw(backend_, t, "the binding of " + node.label());
           }
           values[id] = std::move(t);
         } else {
@@ -230,6 +232,7 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
         break;
     }
     if (options.record_trace) report.live_bytes.push_back(meter.budgeted_current());
+    if (options.record_times) backend_.synchronize();
     if (options.record_times)
       report.instruction_seconds.push_back(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - instruction_start).count());
@@ -244,6 +247,7 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
   }
   values.clear();
   grads.clear();
+  backend_.synchronize();  // the step is over when the device is done, not when the last launch returned
 
   report.peak_bytes = meter.budgeted_peak();
   for (std::size_t c = 0; c < memory_category_count; ++c)

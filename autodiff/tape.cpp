@@ -24,6 +24,8 @@ Value Tape::add_node(Node node) {
 }
 
 Value Tape::placeholder(std::string name, TensorMeta meta) {
+  for (auto d : meta.shape)
+    if (d < 0) throw Error("[tape] placeholder '" + name + "' has a negative extent in " + shape_string(meta.shape));
   Node n;
   n.kind = NodeKind::placeholder;
   n.name = std::move(name);

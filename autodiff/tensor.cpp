@@ -28,8 +28,19 @@ const char* dtype_name(DType dtype) {
 
 std::int64_t element_count(const Shape& shape) {
   std::int64_t n = 1;
-  for (auto d : shape) n *= d;
+  for (auto d : shape)
+    if (__builtin_mul_overflow(n, d, &n))  // signed overflow would be undefined behaviour
+      throw Error("[shape] " + shape_string(shape) + " has more elements than an int64 can count");
   return n;
+}
+
+std::size_t TensorMeta::bytes() const {
+  const std::int64_t n = numel();
+  if (n < 0) throw Error("[shape] " + shape_string(shape) + " has a negative extent");
+  std::size_t b = 0;
+  if (__builtin_mul_overflow(static_cast<std::size_t>(n), dtype_size(dtype), &b))
+    throw Error("[shape] " + shape_string(shape) + " " + dtype_name(dtype) + " needs more bytes than a size_t can count");
+  return b;
 }
 
 std::string shape_string(const Shape& shape) {
@@ -102,6 +113,16 @@ HostArray host_from(const Shape& shape, const std::vector<T>& values, DType dtyp
   return a;
 }
 }  // namespace
+
+HostArray::HostArray(TensorMeta m) : meta(std::move(m)) {
+  const std::size_t size = meta.bytes();
+  try {
+    bytes.resize(size);
+  } catch (const std::exception&) {  // std::bad_alloc, or std::length_error past max_size()
+    throw Error("[HostArray] out of memory: could not allocate " + std::to_string(size) + " bytes for " +
+                shape_string(meta.shape) + " " + dtype_name(meta.dtype));
+  }
+}
 
 HostArray HostArray::from(const Shape& shape, const std::vector<float>& v) { return host_from(shape, v, DType::f32); }
 HostArray HostArray::from(const Shape& shape, const std::vector<double>& v) { return host_from(shape, v, DType::f64); }

@@ -31,6 +31,7 @@ const char* dtype_name(DType dtype);
 inline bool is_floating(DType dtype) { return dtype != DType::i32; }
 
 using Shape = std::vector<std::int64_t>;
+// The product of the extents; an Error "[shape] ..." when it overflows int64.
 std::int64_t element_count(const Shape& shape);
 std::string shape_string(const Shape& shape);  // "(64,128)"
 
@@ -38,7 +39,8 @@ struct TensorMeta {
   Shape shape;
   DType dtype = DType::f32;
   std::int64_t numel() const { return element_count(shape); }
-  std::size_t bytes() const { return static_cast<std::size_t>(numel()) * dtype_size(dtype); }
+  // Throws Error "[shape] ..." for a negative extent or a size that does not fit in size_t.
+  std::size_t bytes() const;
   bool operator==(const TensorMeta&) const = default;
 };
 
@@ -135,7 +137,8 @@ struct HostArray {
   std::vector<std::byte> bytes;
 
   HostArray() = default;
-  explicit HostArray(TensorMeta m) : meta(std::move(m)), bytes(meta.bytes()) {}
+  // Zero-filled; an Error "[HostArray] out of memory ..." when the host cannot hold it.
+  explicit HostArray(TensorMeta m);
   static HostArray from(const Shape& shape, const std::vector<float>& values);
   static HostArray from(const Shape& shape, const std::vector<double>& values);
   static HostArray from(const Shape& shape, const std::vector<std::int32_t>& values);

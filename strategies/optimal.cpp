@@ -244,7 +244,12 @@ std::int64_t optimal_min_budget(const Chain& chain, int slot_count) {
 OptimalPlan optimal_plan(const Chain& chain, std::int64_t budget, int slot_count) {
   chain.validate();
   if (slot_count < 1) throw Error(fmt::format("[optimal] slot_count = {} must be >= 1", slot_count));
-  if (budget < 1) throw Error(fmt::format("[optimal] budget {} bytes must be >= 1", budget));
+  if (budget < 1) {  // a budget of 0 (or less) is infeasible like any other too-small one
+    const std::int64_t smallest = optimal_min_budget(chain, slot_count);
+    throw InfeasibleBudget(fmt::format("[optimal] budget {} bytes is infeasible for chain {}; the smallest feasible "
+                                       "budget is {} bytes", budget, chain.name, smallest),
+                           static_cast<std::size_t>(smallest));
+  }
   std::int64_t slot_bytes = budget / slot_count + (budget % slot_count != 0 ? 1 : 0);
   Chain slotted = chain.in_slots(slot_bytes);
   std::int64_t M = budget / slot_bytes;

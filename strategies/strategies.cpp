@@ -82,9 +82,23 @@ class OptimalStrategy final : public ChainStrategy {
   using ChainStrategy::ChainStrategy;
   std::string name() const override { return "optimal"; }
   Schedule schedule(const Chain& chain, const Budget& budget) const override {
+    // Unlimited: store-all's peak, raised to the least budget the slot rounding accepts
+    // (with dp_slots slots a budget just at store-all's peak can round below it).
     std::int64_t b = budget.bytes ? static_cast<std::int64_t>(*budget.bytes)
-                                  : simulate_schedule(chain, store_all_schedule(chain)).peak_memory;
-    return optimal_schedule(chain, b, options_.dp_slots);
+                                  : std::max(simulate_schedule(chain, store_all_schedule(chain)).peak_memory,
+                                             optimal_min_budget(chain, options_.dp_slots));
+    Schedule best = optimal_schedule(chain, b, options_.dp_slots);
+    // Rounding sizes up to slots can make the DP miss a schedule that fits the exact
+    // budget (store-all when it fits, for one): never return worse than those.
+    ScheduleStats best_stats = simulate_schedule(chain, best);
+    for (Schedule candidate : {store_all_schedule(chain), sqrt_schedule(chain)}) {
+      ScheduleStats st = simulate_schedule(chain, candidate);
+      if (st.peak_memory <= b && st.makespan < best_stats.makespan) {
+        best = std::move(candidate);
+        best_stats = st;
+      }
+    }
+    return best;
   }
 };
 

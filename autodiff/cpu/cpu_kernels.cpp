@@ -43,6 +43,8 @@ std::size_t rounded_size(std::size_t bytes) { return (bytes + 63) / 64 * 64; }
 
 void* CpuBackend::raw_allocate(std::size_t bytes) {
   if (bytes == 0) return nullptr;
+  if (bytes > std::numeric_limits<std::size_t>::max() - 63)  // rounding up to 64 would wrap to a tiny block
+    throw Error("[cpu] out of memory: could not allocate " + std::to_string(bytes) + " bytes");
   const std::size_t rounded = rounded_size(bytes);
   if (auto it = cached_.find(rounded); it != cached_.end() && !it->second.empty()) {
     void* p = it->second.back();

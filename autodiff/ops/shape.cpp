@@ -145,7 +145,9 @@ class SliceOp final : public Op {
 
 class ConcatOp final : public Op {
  public:
-  explicit ConcatOp(int axis) : axis_(axis) {}
+  // extents: each input's extent along the axis, so the vjp can place the window
+  // of an input that wants no gradient (a placeholder) without its tensor.
+  ConcatOp(int axis, std::vector<std::int64_t> extents) : axis_(axis), extents_(std::move(extents)) {}
   std::string name() const override { return "concat"; }
   std::string attributes() const override { return fmt::format("axis={}", axis_); }
   TensorMeta infer(std::span<const TensorMeta> in) const override {
@@ -179,10 +181,10 @@ class ConcatOp final : public Op {
     int ax = normalise_axis(name(), axis_, gy.shape().size());
     auto strides = contiguous_strides(gy.shape());
     std::int64_t offset = 0;
-    for (Tensor* g : a.grad_inputs) {
-      if (!g) throw_op_error(name(), "internal: gradient buffer missing");
-      a.backend.copy_strided(gy, {offset * strides[static_cast<std::size_t>(ax)], g->shape(), strides}, *g, whole(g->shape()), false);
-      offset += g->shape()[static_cast<std::size_t>(ax)];
+    for (std::size_t i = 0; i < a.grad_inputs.size(); ++i) {
+      if (Tensor* g = a.grad_inputs[i])
+        a.backend.copy_strided(gy, {offset * strides[static_cast<std::size_t>(ax)], g->shape(), strides}, *g, whole(g->shape()), false);
+      offset += extents_[i];
     }
   }
   SavedValues saves(std::size_t count) const override { return {std::vector<bool>(count, false), false}; }
@@ -190,6 +192,7 @@ class ConcatOp final : public Op {
 
  private:
   int axis_;
+  std::vector<std::int64_t> extents_;
 };
 
 Tape& tape_of(const char* op, Value v) {
@@ -217,7 +220,13 @@ Value slice(Value x, int axis, std::int64_t start, std::int64_t end) {
 }
 Value concat(std::vector<Value> xs, int axis) {
   if (xs.empty()) throw Error("[concat] needs at least one input");
-  return tape_of("concat", xs[0]).record(std::make_shared<ConcatOp>(axis), std::move(xs));
+  std::vector<std::int64_t> extents;  // along the axis; infer() rejects inputs whose ranks differ
+  for (const Value& x : xs) {
+    const Shape& shape = tape_of("concat", x).node(x.id).meta.shape;
+    int r = static_cast<int>(shape.size()), a = axis < 0 ? axis + r : axis;
+    extents.push_back(a >= 0 && a < r ? shape[static_cast<std::size_t>(a)] : 0);
+  }
+  return tape_of("concat", xs[0]).record(std::make_shared<ConcatOp>(axis, std::move(extents)), std::move(xs));
 }
 
 }  // namespace remat

@@ -162,11 +162,19 @@ int command_plan(const CommonOptions& o) {
     j["plan_seconds"] = plan_seconds;
   } else {
     Model m = build_model(o.model);
+    // Measured chain costs come from a profiled store-all step on the first batch.
+    StrategyOptions so = strategy_options(o);
+    Bindings data;
+    if (so.chain.costs == CostSource::measured) {
+      data = m.batch(0);
+      so.chain.bindings = &data;
+      strategy = make_strategy(o.strategy, so);
+    }
     auto t0 = Clock::now();
     Program p = strategy->plan(*m.tape, m.loss.id, Budget{budget});
     double plan_seconds = seconds_since(t0);
     StepReport predicted = simulate(*m.tape, p);
-    ChainView view = chain_view(*m.tape, m.loss.id, strategy_options(o).chain);
+    ChainView view = chain_view(*m.tape, m.loss.id, so.chain);
     j["model"] = m.spec;
     j["stages"] = view.chain.length();
     if (auto* cs = dynamic_cast<ChainStrategy*>(strategy.get())) {
@@ -206,12 +214,15 @@ int command_run(const CommonOptions& o) {
   if (!o.budget.empty()) budget = parse_budget(o.budget);
   Model m = build_model(o.model);
   Bindings data = m.batch(0);
+  StrategyOptions so = strategy_options(o);
+  so.chain.bindings = &data;  // measured chain costs profile a store-all step on this batch
+  strategy = make_strategy(o.strategy, so);
   auto t0 = Clock::now();
   Program p = strategy->plan(*m.tape, m.loss.id, Budget{budget});
   double plan_seconds = seconds_since(t0);
   auto reference = store_all_gradients(*backend, m, data);
   Execution e = execute(*backend, m, p, data, reference, o.repeat);
-  ChainView view = chain_view(*m.tape, m.loss.id, strategy_options(o).chain);
+  ChainView view = chain_view(*m.tape, m.loss.id, so.chain);
 
   nlohmann::json j{{"strategy", o.strategy},
                    {"model", m.spec},
