@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Contract: reproduces every paper under experiments/ in one command (docs/results.md):
+# installs what the machine lacks (scripts/install_deps.sh), configures a Release build
+# in build/ and builds the paper drivers with -j2, then runs each driver with
+# OMP_WAIT_POLICY=passive OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2. Each driver writes
+# CSV, JSON and PNG files to results/<paper>/; its printed summary goes to
+# results/<paper>/summary.txt and its progress messages to results/<paper>/log.txt.
+# Extra arguments go to every driver (e.g. --quick for a smoke run, --repeat 9).
+# Exit status: 0 when every driver succeeded (every promise held); otherwise the
+# failing drivers are named and the status is 1. About 11 minutes on 2 cores (10 min 46 s
+# measured with an incremental build on a shared machine; the build from scratch adds ~4 min).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+papers=(sqrt_n_claim chen2016 griewank2000 gruslys2016 beaumont2019 kirisame2021)
+start=$(date +%s)
+
+./scripts/install_deps.sh
+mkdir -p results
+echo "[reproduce_all] building the paper drivers (Release, -j2) in build/ (log: results/build.log)"
+if ! { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j2 --target papers; } >results/build.log 2>&1; then
+  tail -n 30 results/build.log >&2
+  echo "[reproduce_all] the build failed: see results/build.log" >&2
+  exit 1
+fi
+built=$(date +%s)
+echo "[reproduce_all] built in $((built - start)) s"
+
+export OMP_WAIT_POLICY=passive OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
+failed=()
+for p in "${papers[@]}"; do
+  mkdir -p "results/$p"
+  t0=$(date +%s)
+  echo "[reproduce_all] ---- $p ----"
+  if build/bin/paper_$p --out "results/$p" "$@" 2>"results/$p/log.txt" | tee "results/$p/summary.txt"; then
+    echo "[reproduce_all] $p done in $(( $(date +%s) - t0 )) s"
+  else
+    echo "[reproduce_all] $p FAILED after $(( $(date +%s) - t0 )) s; the end of results/$p/log.txt:" >&2
+    tail -n 5 "results/$p/log.txt" >&2
+    failed+=("$p")
+  fi
+done
+
+total=$(( $(date +%s) - start ))
+echo "[reproduce_all] total $((total / 60)) min $((total % 60)) s (build $((built - start)) s)"
+echo "[reproduce_all] results: $(pwd)/results/<paper>/ (CSV, JSON, PNG, summary.txt); read them with docs/results.md"
+if (( ${#failed[@]} )); then
+  echo "[reproduce_all] failed: ${failed[*]}" >&2
+  exit 1
+fi
