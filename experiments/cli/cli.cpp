@@ -20,6 +20,10 @@
 namespace remat {
 namespace {
 
+// Error objects may quote the user's bytes (a model spec, a path), which need not be
+// valid UTF-8: replace what is not, rather than let dump() throw in an error path.
+std::string dump_error(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
 // explain's --budget: bytes as parse_budget() reads them, or "50%" of store-all's peak.
 void set_explain_budget(ExplainOptions& o, const std::string& text) {
   if (text.empty()) return;
@@ -111,15 +115,17 @@ int run_cli(int argc, char** argv) {
     for (int i = 1; i < argc; ++i)
       if (std::string(argv[i]) == "--json" || std::string(argv[i]) == "--format=json" ||
           (std::string(argv[i]) == "--format" && i + 1 < argc && std::string(argv[i + 1]) == "json"))
-        std::cout << nlohmann::json{{"error", std::string("[remat] ") + e.what()}}.dump() << "\n";
+        std::cout << dump_error(nlohmann::json{{"error", std::string("[remat] ") + e.what()}}) << "\n";
     return 2;
   } catch (const InfeasibleBudget& e) {
     std::cerr << e.what() << "\n";
-    if (json) std::cout << nlohmann::json{{"error", e.what()}, {"feasible", false}, {"min_feasible_budget", e.min_feasible_bytes}}.dump() << "\n";
+    if (json)
+      std::cout << dump_error(nlohmann::json{{"error", e.what()}, {"feasible", false}, {"min_feasible_budget", e.min_feasible_bytes}})
+                << "\n";
     return 3;
   } catch (const std::exception& e) {
     std::cerr << e.what() << "\n";
-    if (json) std::cout << nlohmann::json{{"error", e.what()}}.dump() << "\n";
+    if (json) std::cout << dump_error(nlohmann::json{{"error", e.what()}}) << "\n";
     return 2;
   }
 }
