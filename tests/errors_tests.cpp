@@ -427,6 +427,9 @@ TEST_CASE("errors: the CLI turns bad input into exit code 2 and a message on std
       {{"plan", "--chain", "uniform:n=10", "--strategy", "revolve", "--budget", "-5"}, "[budget] '-5' must be a positive"},
       {{"run", "--model", tiny, "--strategy", "optimal", "--budget", "lots"}, "[budget] cannot parse 'lots'"},
       {{"compare", "--model", tiny, "--budgets", "0.5,abc"}, "[budget] cannot parse 'abc'"},
+      // Found by fuzz_cli: a huge fraction was converted to size_t (undefined behaviour).
+      {{"compare", "--model", tiny, "--budgets", "2" + std::string(120, '2') + ".5"}, "is too large"},
+      {{"compare", "--model", tiny, "--budgets", "1.2.3"}, "[compare] cannot parse budget fraction '1.2.3'"},
       {{"plan", "--chain", "file:" + (dir.path / "missing.json").string(), "--strategy", "optimal"}, "cannot open"},
       {{"plan", "--chain", malformed, "--strategy", "optimal"}, "[chain " + malformed + "] not valid JSON"},
       {{"plan", "--chain", "uniform:n=10", "--strategy", "greedy"}, "[plan] strategy 'greedy' works on node-level graphs"},
@@ -498,5 +501,13 @@ TEST_CASE("errors: with --json an error is also one JSON object on stdout") {
   CliOutcome usage = cli({"plan", "--json", "--no-such-flag"});
   CHECK(usage.code == 2);
   CHECK(nlohmann::json::parse(usage.out).contains("error"));
+  // Found by fuzz_cli: a message quoting invalid UTF-8 made dump() throw in the error path (abort).
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"plan", "--model", "mlp\x82", "--strategy", "store-all", "--json"},
+           {"plan", "--json", "--no-such-\xf6\x91"}}) {
+    CliOutcome binary = cli(args);
+    CHECK(binary.code == 2);
+    CHECK(nlohmann::json::parse(binary.out).contains("error"));
+  }
 }
 #endif

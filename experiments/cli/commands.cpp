@@ -296,9 +296,19 @@ int command_compare(const CompareOptions& o) {
   for (const auto& item : split(o.budgets, ',')) {
     bool fraction = item.find_first_not_of("0123456789.") == std::string::npos && item.find('.') != std::string::npos;
     if (fraction) {
-      double f = std::stod(item);
+      double f = 0;
+      std::size_t pos = 0;
+      try {
+        f = std::stod(item, &pos);
+      } catch (const std::exception&) {  // out of range
+        pos = 0;
+      }
+      if (pos != item.size()) throw Error("[compare] cannot parse budget fraction '" + item + "'");
       if (!(f > 0)) throw Error("[compare] budget fraction '" + item + "' must be positive");
-      budgets.push_back(static_cast<std::size_t>(f * static_cast<double>(store_all_peak)));
+      // Converting a double beyond size_t's range is undefined behaviour: refuse it first.
+      const double bytes = f * static_cast<double>(store_all_peak);
+      if (!(bytes <= 1e18)) throw Error("[compare] budget fraction '" + item + "' is too large");
+      budgets.push_back(static_cast<std::size_t>(bytes));
     } else {
       budgets.push_back(parse_budget(item));
     }
