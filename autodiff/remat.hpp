@@ -2,6 +2,7 @@
 #pragma once
 
 #include "autodiff/cpu/cpu_backend.hpp"
+#include "autodiff/eval.hpp"
 #include "autodiff/executor.hpp"
 #include "autodiff/metering_backend.hpp"
 #include "autodiff/ops.hpp"

@@ -1,9 +1,6 @@
 // Contract: recording (see tape.hpp). Shape errors surface here, at record time.
 #include "autodiff/tape.hpp"
 
-#include "autodiff/cpu/cpu_backend.hpp"
-#include "autodiff/executor.hpp"
-
 #include <algorithm>
 
 namespace remat {
@@ -109,23 +106,6 @@ std::vector<int> Tape::ancestors(int target) const {
   for (int i = 0; i <= target; ++i)
     if (needed[static_cast<std::size_t>(i)]) ids.push_back(i);
   return ids;
-}
-
-HostArray Tape::eval(Value v) const {
-  if (v.tape != this) throw Error("[eval] value belongs to another tape");
-  Program program;
-  program.strategy = "eval";
-  program.loss = v.id;
-  for (int id : ancestors(v.id)) program.instructions.push_back({InstructionKind::compute, id});
-  program = insert_frees(*this, program);
-  for (int id : placeholders())
-    if (!defaults_.count(id) && std::count(program.instructions.begin(), program.instructions.end(),
-                                           Instruction{InstructionKind::compute, id}))
-      throw Error("[eval] placeholder '" + node(id).name + "' has no value: record it with Tape::input");
-  CpuBackend backend;
-  Executor executor(*this, backend);
-  StepResult result = executor.run(program, defaults_);
-  return std::move(*result.loss);
 }
 
 }  // namespace remat

@@ -3,8 +3,8 @@
 // earlier nodes. Recording infers shapes and costs only; nothing is computed.
 // One recorded tape and one Program serve a whole training loop.
 // Value is the user's handle on a node; ops in ops/*.hpp take and return Values.
-// For teaching, input() binds a value at record time and eval() computes one
-// value on demand on the CPU.
+// For teaching, input() binds a value at record time and eval() (autodiff/eval.hpp,
+// which runs the CPU backend) computes one value on demand.
 #pragma once
 
 #include "autodiff/op.hpp"
@@ -60,9 +60,6 @@ class Tape {
   const Bindings& default_bindings() const { return defaults_; }
   // Nodes that value `target` depends on, itself included, in recording order.
   std::vector<int> ancestors(int target) const;
-
-  // Computes v (store-all, CPU, from default bindings and initial parameters).
-  HostArray eval(Value v) const;
 
  private:
   Value add_node(Node node);

@@ -24,7 +24,7 @@
 // flush set here would not reach them); both sides rely on the scaled initial
 // weights N(0, 2/width), and the subnormal count of the gradients is printed.
 // --quick runs fewer repeats and smaller sizes (a smoke test, well under 30 s).
-#include "experiments/models/models.hpp"
+#include "models/models.hpp"
 
 #include <cblas.h>
 #include <fmt/format.h>

@@ -6,7 +6,7 @@
 //     overhead, on the 100-layer MLP (width 512, batch 256, f32, relu).
 // Medians over repeats; ratios are measured in the same run.
 // Usage: strategy_bench [--quick]
-#include "experiments/models/models.hpp"
+#include "models/models.hpp"
 #include "strategies/stage_schedules.hpp"
 #include "strategies/strategies.hpp"
 

@@ -5,7 +5,7 @@
 // InfeasibleBudget, whose min_feasible_bytes is the smallest budget that works;
 // planning at exactly that budget succeeds. Exits 1 if any of this fails.
 #include <autodiff/remat.hpp>
-#include <experiments/models/models.hpp>
+#include <models/models.hpp>
 #include <strategies/strategies.hpp>
 
 #include <fmt/format.h>

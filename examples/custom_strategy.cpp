@@ -6,7 +6,7 @@
 // 12-layer MLP (bitwise gradients, measured = simulated peak, a budget one byte
 // short refused with InfeasibleBudget) and exits 1 if one fails.
 #include <autodiff/remat.hpp>
-#include <experiments/models/models.hpp>
+#include <models/models.hpp>
 #include <strategies/chain_view.hpp>
 #include <fmt/format.h>
 using namespace remat;

@@ -7,7 +7,7 @@
 // ops measured on the CPU equal to the plan's; both peaks (this step is linear:
 // no vjp reads a state, so here checkpoints cost memory). Exits 1 otherwise.
 #include <autodiff/remat.hpp>
-#include <experiments/models/models.hpp>
+#include <models/models.hpp>
 #include <strategies/stage_schedules.hpp>
 #include <strategies/strategies.hpp>
 

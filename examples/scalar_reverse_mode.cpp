@@ -29,7 +29,7 @@ int main() {
     if (n.kind == NodeKind::op) fmt::print("  n{} = {}({})\n", n.id, n.op->name(), fmt::join(inputs, ", "));
     else fmt::print("  n{} = {} = {}\n", n.id, n.name, tape.parameter_initial(n.id).at(0));
   }
-  fmt::print("f({}, {}) = {:.12f}\n", x0, y0, tape.eval(f).at(0));  // eval: one value, computed on demand
+  fmt::print("f({}, {}) = {:.12f}\n", x0, y0, eval(f).at(0));  // eval: one value, computed on demand
 
   CpuBackend cpu;
   Executor executor(tape, cpu);

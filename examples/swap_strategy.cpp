@@ -6,7 +6,7 @@
 // to the byte, promise 2), recomputed ops measured and predicted, and whether
 // the gradients equal store-all's bit for bit (promise 1); exits 1 if not.
 #include <autodiff/remat.hpp>
-#include <experiments/models/models.hpp>
+#include <models/models.hpp>
 #include <strategies/strategies.hpp>
 
 #include <fmt/format.h>

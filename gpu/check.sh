@@ -15,7 +15,7 @@
 #    builds only what runs here: remat_gpu_tests (tests/gpu_tests.cpp), gpu_bench
 #    and the remat CLI.
 #  - OpenBLAS: used when the machine has it (libopenblas and an OpenBLAS cblas.h);
-#    otherwise the CPU backend links gpu/device/blas_fallback (plain-loop CBLAS).
+#    otherwise the CPU backend links autodiff/cpu/blas_fallback (plain-loop CBLAS).
 #    The CPU backend is only the oracle of the GPU tests there, on small tapes, and
 #    is compared within a tolerance, so the fallback changes no verdict.
 #  - OpenMP: used when the compiler has it.

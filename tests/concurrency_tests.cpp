@@ -6,7 +6,7 @@
 // count (static partitioning), and a new std::thread starts from the default
 // OpenMP settings, not from the main thread's, so the sequential reference also
 // runs on fresh threads (one at a time) to compare like with like.
-#include "experiments/models/models.hpp"
+#include "models/models.hpp"
 #include "strategies/strategies.hpp"
 
 #include <doctest/doctest.h>

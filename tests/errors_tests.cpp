@@ -7,7 +7,7 @@
 // strategies, heuristics and models; malformed and missing chain files;
 // allocations no machine can satisfy (and sizes that overflow); --device cuda
 // without CUDA built in.
-#include "experiments/models/models.hpp"
+#include "models/models.hpp"
 #include "gpu/cuda_backend.hpp"
 #include "gradcheck.hpp"
 #include "strategies/strategies.hpp"

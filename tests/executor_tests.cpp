@@ -2,7 +2,7 @@
 // metering-only simulation to the byte; results are bitwise deterministic; an
 // MLP trained with SGD lowers its loss; invalid programs and bindings fail with
 // messages naming the instruction; eval computes one value for teaching.
-#include "experiments/models/models.hpp"
+#include "models/models.hpp"
 #include "gradcheck.hpp"
 
 #include <doctest/doctest.h>
@@ -119,10 +119,10 @@ TEST_CASE("eval computes one value on demand") {
   Tape tape;
   auto a = tape.input("a", HostArray::from({2, 2}, std::vector<double>{1, 2, 3, 4}));
   auto b = tape.input("b", HostArray::from({2, 2}, std::vector<double>{5, 6, 7, 8}));
-  HostArray c = tape.eval(matmul(a, b));
+  HostArray c = eval(matmul(a, b));
   CHECK(c.to_doubles() == std::vector<double>{19, 22, 43, 50});
   auto p = tape.placeholder("p", {{2}, DType::f64});
-  CHECK_THROWS_WITH_AS(tape.eval(exp(p)), doctest::Contains("has no value"), Error);
+  CHECK_THROWS_WITH_AS(eval(exp(p)), doctest::Contains("has no value"), Error);
 }
 
 TEST_CASE("model specs are validated") {

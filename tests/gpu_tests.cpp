@@ -13,7 +13,7 @@
 //    to CPU store-all.
 // Without the CUDA backend built in, or without a CUDA device, every test case
 // says so ("skipped: no CUDA device ...") and returns: this file always compiles.
-#include "experiments/models/models.hpp"
+#include "models/models.hpp"
 #include "gpu/cuda_backend.hpp"
 #include "gradcheck.hpp"
 #include "strategies/strategies.hpp"

@@ -125,9 +125,9 @@ TEST_CASE("softmax, log_softmax and cross_entropy forward values match a hand co
     Tape tape;
     Value v = tape.input("x", xs);
     Value l = tape.input("labels", ids_array({3}, labels));
-    HostArray s = tape.eval(softmax(v));
-    HostArray ls = tape.eval(log_softmax(v));
-    HostArray loss = tape.eval(cross_entropy(v, l));
+    HostArray s = eval(softmax(v));
+    HostArray ls = eval(log_softmax(v));
+    HostArray loss = eval(cross_entropy(v, l));
     REQUIRE(loss.meta.shape.empty());
     for (int i = 0; i < 9; ++i) {
       CHECK(std::abs(s.at(i) - soft[static_cast<std::size_t>(i)]) < tol);
@@ -141,7 +141,7 @@ TEST_CASE("mse forward value matches a hand computation") {
   Tape tape;
   Value a = tape.input("a", HostArray::from({2, 2}, std::vector<double>{1, 2, 3, 4}));
   Value b = tape.input("b", HostArray::from({2, 2}, std::vector<double>{0, 2, 5, 1}));
-  CHECK(tape.eval(mse(a, b)).at(0) == doctest::Approx((1.0 + 0 + 4 + 9) / 4).epsilon(1e-15));
+  CHECK(eval(mse(a, b)).at(0) == doctest::Approx((1.0 + 0 + 4 + 9) / 4).epsilon(1e-15));
 }
 
 TEST_CASE("conv2d, layernorm, batchnorm, embedding and upsample forward values match direct loops") {
@@ -154,7 +154,7 @@ TEST_CASE("conv2d, layernorm, batchnorm, embedding and upsample forward values m
     for (int padding : {0, 1}) {
       CAPTURE(stride);
       CAPTURE(padding);
-      HostArray y = tape.eval(conv2d(x, w, b, stride, padding));
+      HostArray y = eval(conv2d(x, w, b, stride, padding));
       const std::int64_t ho = (5 + 2 * padding - 3) / stride + 1, wo = (4 + 2 * padding - 2) / stride + 1;
       REQUIRE(y.meta.shape == Shape{2, 2, ho, wo});
       double worst = 0;
@@ -178,8 +178,8 @@ TEST_CASE("conv2d, layernorm, batchnorm, embedding and upsample forward values m
   // layernorm over the last axis and batchnorm over (N, H, W), biased variance.
   HostArray g4 = random_array({4}, 93, 0.5, 1.5), b4 = random_array({4}, 94);
   HostArray g3 = random_array({3}, 95, 0.5, 1.5), b3 = random_array({3}, 96);
-  HostArray ln = tape.eval(layernorm(reshape(x, {2, 3, 5, 4}), tape.input("g4", g4), tape.input("b4", b4), 1e-5));
-  HostArray bn = tape.eval(batchnorm(x, tape.input("g3", g3), tape.input("b3", b3), 0.1, 1e-5));
+  HostArray ln = eval(layernorm(reshape(x, {2, 3, 5, 4}), tape.input("g4", g4), tape.input("b4", b4), 1e-5));
+  HostArray bn = eval(batchnorm(x, tape.input("g3", g3), tape.input("b3", b3), 0.1, 1e-5));
   double worst_ln = 0, worst_bn = 0;
   for (std::int64_t row = 0; row < 30; ++row) {
     double m = 0, v = 0;
@@ -207,12 +207,12 @@ TEST_CASE("conv2d, layernorm, batchnorm, embedding and upsample forward values m
 
   // embedding gathers rows; upsample repeats each pixel in a scale x scale block.
   HostArray table = random_array({4, 3}, 97);
-  HostArray e = tape.eval(embedding(tape.input("table", table), tape.input("ids", ids_array({2, 2}, {3, 0, 3, 1}))));
+  HostArray e = eval(embedding(tape.input("table", table), tape.input("ids", ids_array({2, 2}, {3, 0, 3, 1}))));
   REQUIRE(e.meta.shape == Shape{2, 2, 3});
   const std::int64_t ids[4] = {3, 0, 3, 1};
   for (std::int64_t j = 0; j < 4; ++j)
     for (std::int64_t d = 0; d < 3; ++d) CHECK(e.at(j * 3 + d) == table.at(ids[j] * 3 + d));
-  HostArray u = tape.eval(upsample_nearest(x, 3));
+  HostArray u = eval(upsample_nearest(x, 3));
   REQUIRE(u.meta.shape == Shape{2, 3, 15, 12});
   std::int64_t wrong = 0;
   for (std::int64_t p = 0; p < 6; ++p)
@@ -350,8 +350,8 @@ TEST_CASE("max_pool2d and avg_pool2d match finite differences (stride != kernel,
 TEST_CASE("pooling forward: max pads with -inf, avg divides by the full kernel area") {
   Tape tape;
   Value x = tape.input("x", HostArray::from({1, 1, 2, 2}, std::vector<double>{-1, -2, -3, -4}));
-  HostArray m = tape.eval(max_pool2d(x, 2, 1, 1));  // 2x2 windows over the zero-or--inf padded 4x4: a 3x3 output
-  HostArray a = tape.eval(avg_pool2d(x, 2, 1, 1));
+  HostArray m = eval(max_pool2d(x, 2, 1, 1));  // 2x2 windows over the zero-or--inf padded 4x4: a 3x3 output
+  HostArray a = eval(avg_pool2d(x, 2, 1, 1));
   const std::vector<double> max_expected{-1, -1, -2, -1, -1, -2, -3, -3, -4};
   const std::vector<double> avg_expected{-0.25, -0.75, -0.5, -1, -2.5, -1.5, -0.75, -1.75, -1};
   for (int i = 0; i < 9; ++i) {
@@ -451,7 +451,7 @@ TEST_CASE("dropout: same seed same mask, another seed another mask, about p drop
   // p = 0 keeps everything unchanged.
   Tape t2;
   Value x2 = t2.input("x", ones);
-  HostArray same = t2.eval(dropout(x2, 0.0));
+  HostArray same = eval(dropout(x2, 0.0));
   CHECK(same_bytes(same, ones));
 }
 
@@ -575,14 +575,14 @@ TEST_CASE("out-of-range labels and ids are errors from the kernel") {
   Tape tape;
   Value logits = tape.input("logits", random_array({4, 5}, 141));
   Value labels = tape.input("labels", ids_array({4}, {0, 1, 7, 2}));
-  CHECK_THROWS_WITH_AS(tape.eval(cross_entropy(logits, labels)), "[cross_entropy] label 7 out of range [0, 5) at row 2",
+  CHECK_THROWS_WITH_AS(eval(cross_entropy(logits, labels)), "[cross_entropy] label 7 out of range [0, 5) at row 2",
                        Error);
   Value negative = tape.input("negative", ids_array({4}, {0, -1, 1, 2}));
-  CHECK_THROWS_WITH_AS(tape.eval(cross_entropy(logits, negative)),
+  CHECK_THROWS_WITH_AS(eval(cross_entropy(logits, negative)),
                        "[cross_entropy] label -1 out of range [0, 5) at row 1", Error);
   Value table = tape.input("table", random_array({10, 3}, 142));
   Value ids = tape.input("ids", ids_array({2, 2}, {1, 9, 0, 12}));
-  CHECK_THROWS_WITH_AS(tape.eval(embedding(table, ids)), "[embedding] id 12 out of range [0, 10) at position 3", Error);
+  CHECK_THROWS_WITH_AS(eval(embedding(table, ids)), "[embedding] id 12 out of range [0, 10) at position 3", Error);
 }
 
 // ---------------------------------------------------------------------------

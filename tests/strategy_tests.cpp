@@ -3,7 +3,7 @@
 // simulated peak; peak within the budget, or InfeasibleBudget before any compute
 // whose smallest feasible budget is itself accepted. Chain strategies also
 // keep the node-level peak within the stage model's peak.
-#include "experiments/models/models.hpp"
+#include "models/models.hpp"
 #include "gradcheck.hpp"
 #include "strategies/stage_schedules.hpp"
 #include "strategies/strategies.hpp"

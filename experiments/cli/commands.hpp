@@ -3,7 +3,7 @@
 // thrown as remat::Error / InfeasibleBudget and turned into messages by main.
 #pragma once
 
-#include "experiments/models/models.hpp"
+#include "models/models.hpp"
 #include "strategies/strategies.hpp"
 
 #include <optional>

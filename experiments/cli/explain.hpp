@@ -19,7 +19,7 @@
 // commands), so tests can compile it on its own.
 #pragma once
 
-#include "experiments/models/models.hpp"
+#include "models/models.hpp"
 #include "strategies/strategies.hpp"
 
 #include <nlohmann/json.hpp>
@@ -31,7 +31,7 @@
 namespace remat {
 
 struct ExplainOptions {
-  std::string model;                         // model SPEC (experiments/models)
+  std::string model;                         // model SPEC (models)
   std::string strategy;                      // a name from strategy_names()
   std::optional<std::size_t> budget_bytes;   // absolute byte budget
   std::optional<double> budget_fraction;     // or a fraction of store-all's simulated peak ("50%")

@@ -23,7 +23,7 @@
 #pragma once
 
 #include "experiments/common/results.hpp"
-#include "experiments/models/models.hpp"
+#include "models/models.hpp"
 #include "strategies/stage_schedules.hpp"
 #include "strategies/strategies.hpp"
 

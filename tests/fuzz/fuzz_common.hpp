@@ -4,7 +4,7 @@
 // the library, which must itself refuse or handle whatever passes them.
 #pragma once
 
-#include "experiments/models/models.hpp"
+#include "models/models.hpp"
 
 #include <algorithm>
 #include <cstdint>

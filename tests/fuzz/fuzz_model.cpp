@@ -1,4 +1,4 @@
-// Contract: libFuzzer target for model SPEC strings (experiments/models/models.hpp).
+// Contract: libFuzzer target for model SPEC strings (models/models.hpp).
 // Every input is parsed with ModelSpec::parse, which must either throw an Error
 // or give a spec that survives to_string -> parse unchanged. Specs that are cheap
 // to build (fuzz::small_model_spec: each integer option <= 256 and their product,

@@ -1,8 +1,8 @@
 // Contract: SPEC parsing and the model registry (see models.hpp). Each model
 // family lives in its own function below; weights are N(0, gain/fan_in) from a
 // fixed seed, inputs are uniform in [-1, 1) from (seed, step).
-#include "experiments/models/models.hpp"
-#include "experiments/models/options.hpp"
+#include "models/models.hpp"
+#include "models/options.hpp"
 
 #include <fmt/format.h>
 

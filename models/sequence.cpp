@@ -11,7 +11,7 @@
 //    outputs stay cuts.
 // Dimension legends: B = batch, T = time, D = input features, H = hidden,
 // C = model width, h = heads, V = vocabulary.
-#include "experiments/models/options.hpp"
+#include "models/options.hpp"
 
 #include <cmath>
 

@@ -10,7 +10,7 @@
 // which is nonlinear: its vjp reads u(k), so every step keeps a value for the
 // backward sweep, the setting where checkpointing pays (the linear heat step's
 // vjps read nothing, so store-all keeps almost nothing there).
-#include "experiments/models/options.hpp"
+#include "models/options.hpp"
 
 #include <cmath>
 #include <numbers>

@@ -12,7 +12,7 @@
 //     and the pool's reservation.
 // Options: --json FILE (every figure, for gpu/summarize.py), --steps N (timed steps
 // per strategy, default 10), --mlp SPEC, --transformer SPEC, --no-kernels.
-#include "experiments/models/models.hpp"
+#include "models/models.hpp"
 #include "gpu/cuda_backend.hpp"
 #include "strategies/strategies.hpp"
 

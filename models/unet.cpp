@@ -4,7 +4,7 @@
 // image. The skip connections make it a graph, not a chain: it is the model
 // for the budget-greedy strategy (chain strategies see it as one long stage).
 // Dimension legend: N = batch, C = channels, H = W = image.
-#include "experiments/models/options.hpp"
+#include "models/options.hpp"
 
 namespace remat::zoo {
 

@@ -5,7 +5,7 @@
 // blocks=9 is ResNet-20 and blocks=500 passes 1000 layers. Each block output is
 // a marked stage boundary. Batchnorm (bn=1) keeps running statistics as op state.
 // Dimension legend: N = batch, C = width (channels), H = W = image.
-#include "experiments/models/options.hpp"
+#include "models/options.hpp"
 
 namespace remat::zoo {
 

@@ -1,9 +1,9 @@
 // Contract: internal helpers of the model zoo: typed SPEC options with defaults
 // (unknown keys and bad values are "[model NAME] ..." errors), deterministic
-// scaled weights and synthetic data. Only experiments/models/*.cpp include it.
+// scaled weights and synthetic data. Only models/*.cpp include it.
 #pragma once
 
-#include "experiments/models/models.hpp"
+#include "models/models.hpp"
 
 #include <fmt/format.h>
 
