@@ -4,11 +4,18 @@
 # Called by the README's commands and by .ci/run.
 set -euo pipefail
 
+# Build: compilers, header libraries, BLAS (the OpenMP variant, so BLAS and the kernels
+# share libgomp's thread pool), SLEEF (vectorised math), oneDNN (convolutions), CBC/CLP
+# (Checkmate's MILP), ONNX (model import), pybind11 (the Python module).
+# Tests and scripts: pytest, NumPy, pandas, matplotlib, PyTorch and torchvision (the
+# gradient oracle and ONNX export), nbconvert and ipykernel (the teaching notebook).
 packages=(cmake g++ make libxtensor-dev libxsimd-dev xtl-dev doctest-dev libfmt-dev
-          libopenblas-dev nlohmann-json3-dev libcli11-dev libbenchmark-dev
-          python3-matplotlib python3-numpy)
-# PyTorch is optional: only the benchmark's comparison column uses it.
-optional=(python3-torch)
+          libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev libbenchmark-dev
+          libsleef-dev libdnnl-dev coinor-libcbc-dev coinor-libclp-dev libonnx-dev
+          pybind11-dev python3-pybind11 python3-pytest python3-numpy python3-pandas
+          python3-matplotlib python3-torch python3-torchvision jupyter-nbconvert python3-ipykernel)
+# ADOL-C is optional: only strategy_bench's Revolve comparison uses it.
+optional=(libadolc-dev)
 [[ "${REMAT_WITH_SANITIZERS:-0}" == 1 ]] && packages+=(clang libclang-rt-14-dev valgrind)
 
 missing=()
@@ -33,5 +40,5 @@ if (( ${#missing[@]} )); then
 fi
 if (( ${#missing_optional[@]} )); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing_optional[@]}" >/dev/null \
-    || echo "[install_deps] optional packages not installed: ${missing_optional[*]} (the PyTorch comparison will be skipped)" >&2
+    || echo "[install_deps] optional packages not installed: ${missing_optional[*]} (strategy_bench skips its ADOL-C column)" >&2
 fi
