@@ -24,6 +24,7 @@
 // flush set here would not reach them); both sides rely on the scaled initial
 // weights N(0, 2/width), and the subnormal count of the gradients is printed.
 // --quick runs fewer repeats and smaller sizes (a smoke test, well under 30 s).
+#include "experiments/common/subprocess.hpp"
 #include "models/models.hpp"
 
 #include <cblas.h>
@@ -47,8 +48,6 @@
 #include <thread>
 #include <vector>
 
-#include <sys/wait.h>
-#include <unistd.h>
 
 using namespace remat;
 
@@ -368,58 +367,6 @@ void bench_executor(const Config& cfg) {
 
 // ------------------------------------------------------------------ (d) ------
 
-// The PyTorch step server (torch_mlp_step.py --serve): a child process on two pipes.
-class TorchServer {
- public:
-  explicit TorchServer(const std::string& command) {
-    int to_child[2], from_child[2];
-    if (pipe(to_child) != 0 || pipe(from_child) != 0) throw Error("[core_bench] pipe failed");
-    pid_ = fork();
-    if (pid_ < 0) throw Error("[core_bench] fork failed");
-    if (pid_ == 0) {
-      dup2(to_child[0], 0);
-      dup2(from_child[1], 1);
-      close(to_child[0]);
-      close(to_child[1]);
-      close(from_child[0]);
-      close(from_child[1]);
-      execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(to_child[0]);
-    close(from_child[1]);
-    to_ = fdopen(to_child[1], "w");
-    from_ = fdopen(from_child[0], "r");
-  }
-  ~TorchServer() {
-    if (to_) std::fclose(to_);
-    if (from_) std::fclose(from_);
-    if (pid_ > 0) waitpid(pid_, nullptr, 0);
-  }
-  TorchServer(const TorchServer&) = delete;
-  TorchServer& operator=(const TorchServer&) = delete;
-
-  // Sends a command (if any) and returns the next line, or throws with what came.
-  std::string ask(const char* command) {
-    if (command) {
-      std::fputs(command, to_);
-      std::fputc('\n', to_);
-      std::fflush(to_);
-    }
-    char buffer[1 << 16];
-    if (!std::fgets(buffer, sizeof buffer, from_))
-      throw Error(fmt::format("[core_bench] the PyTorch script ended before answering '{}' (its errors are above)",
-                              command ? command : "ready"));
-    std::string line = buffer;
-    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-    return line;
-  }
-
- private:
-  pid_t pid_ = -1;
-  FILE* to_ = nullptr;
-  FILE* from_ = nullptr;
-};
 
 void bench_mlp(const Config& cfg) {
 #ifdef REMAT_BENCH_NO_MODEL
@@ -462,21 +409,25 @@ void bench_mlp(const Config& cfg) {
   };
   for (int i = 0; i < warmup; ++i) our_step(false);
 
-  std::unique_ptr<TorchServer> server;
+  std::unique_ptr<ChildProcess> server;
   std::string torch_status;
   if (!cfg.torch) {
     torch_status = "skipped (--no-torch)";
-  } else if (std::system("/usr/bin/python3 -c 'import torch' > /dev/null 2>&1") != 0) {
+  } else if (run_process({"/usr/bin/python3", "-c", "import torch"}) != 0) {
     torch_status = "skipped (/usr/bin/python3 cannot import torch)";
   } else {
-    std::string command = fmt::format(
-        "OMP_NUM_THREADS={0} OPENBLAS_NUM_THREADS={0} exec /usr/bin/python3 {1}/torch_mlp_step.py --serve "
-        "--layers {2} --width {3} --batch {4} --threads {0} --warmup {5}",
-        cfg.threads, REMAT_BENCH_SOURCE_DIR, layers, width, batch, warmup);
+    const std::string threads = std::to_string(cfg.threads);
+    std::vector<std::string> argv{"/usr/bin/python3", std::string(REMAT_BENCH_SOURCE_DIR) + "/torch_mlp_step.py",
+                                  "--serve", "--layers", std::to_string(layers), "--width", std::to_string(width),
+                                  "--batch", std::to_string(batch), "--threads", threads, "--warmup",
+                                  std::to_string(warmup)};
+    std::vector<std::string> env{"OMP_NUM_THREADS=" + threads, "OPENBLAS_NUM_THREADS=" + threads};
+    std::string command = "OMP_NUM_THREADS=" + threads + " OPENBLAS_NUM_THREADS=" + threads;
+    for (const auto& a : argv) command += " " + a;
     fmt::print("PyTorch: {}\n(the rest of the environment, OMP_WAIT_POLICY included, is inherited)\n", command);
     std::fflush(stdout);
     try {
-      server = std::make_unique<TorchServer>(command);
+      server = std::make_unique<ChildProcess>(argv, env);
       std::string ready = server->ask(nullptr);
       if (ready != "ready") throw Error("[core_bench] the PyTorch script said '" + ready + "' instead of 'ready'");
       torch_status = "ok";

@@ -9,6 +9,7 @@
 // without CUDA built in.
 #include "models/models.hpp"
 #include "gpu/cuda_backend.hpp"
+#include "cli_harness.hpp"
 #include "gradcheck.hpp"
 #include "strategies/strategies.hpp"
 #ifdef REMAT_HAVE_CLI
@@ -41,60 +42,11 @@ extern "C" __attribute__((visibility("default"), used)) const char* __asan_defau
 #endif
 
 using namespace remat;
+using remat::testing::cli;
+using remat::testing::CliOutcome;
+using remat::testing::ScratchDir;
 
 namespace {
-
-// Runs `remat ARGS...` in-process with stdout and stderr captured.
-struct CliOutcome {
-  int code = -1;
-  std::string out, err;
-};
-
-#ifdef REMAT_HAVE_CLI
-class Capture {
- public:
-  Capture() : old_out_(std::cout.rdbuf(out_.rdbuf())), old_err_(std::cerr.rdbuf(err_.rdbuf())) {}
-  ~Capture() {
-    std::cout.rdbuf(old_out_);
-    std::cerr.rdbuf(old_err_);
-  }
-  std::string out() const { return out_.str(); }
-  std::string err() const { return err_.str(); }
-
- private:
-  std::ostringstream out_, err_;
-  std::streambuf* old_out_;
-  std::streambuf* old_err_;
-};
-
-CliOutcome cli(std::vector<std::string> args) {
-  args.insert(args.begin(), "remat");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  CliOutcome o;
-  Capture capture;
-  o.code = run_cli(static_cast<int>(args.size()), argv.data());
-  o.out = capture.out();
-  o.err = capture.err();
-  return o;
-}
-#endif
-
-// A scratch folder for chain files, removed at the end of the test case.
-struct ScratchDir {
-  std::filesystem::path path = std::filesystem::temp_directory_path() /
-                               ("remat_errors_tests_" + std::to_string(::getpid()));
-  ScratchDir() { std::filesystem::create_directories(path); }
-  ~ScratchDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-  std::string write(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name, std::ios::binary) << text;
-    return (path / name).string();
-  }
-};
 
 Value f32_input(Tape& t, const std::string& name, const Shape& shape) {
   return t.input(name, testing::random_array(shape, 7, -1, 1, DType::f32));

@@ -3,6 +3,7 @@
 // measured peak equal to the simulated peak; a broken promise exits 4.
 #include "experiments/cli/commands.hpp"
 
+#include "experiments/common/subprocess.hpp"
 #include "gpu/cuda_backend.hpp"
 
 #include <fmt/format.h>
@@ -393,10 +394,11 @@ int command_compare(const CompareOptions& o) {
   if (o.json) std::cout << nlohmann::json{{"model", m.spec}, {"rows", jrows}}.dump() << "\n";
   if (!o.plot.empty()) {
     if (o.csv.empty()) throw Error("[compare] --plot needs --csv (the plot is drawn from the CSV)");
-    std::string cmd = fmt::format("/usr/bin/python3 {}/experiments/plots/compare_plot.py '{}' '{}' '{}'", REMAT_SOURCE_DIR,
-                                  o.csv, o.plot, m.spec);
-    if (std::system(cmd.c_str()) != 0) std::cerr << "[compare] the plot could not be drawn (is python3-matplotlib installed?)\n";
-    else std::cerr << "[compare] wrote " << o.plot << "\n";
+    int rc = run_process({"/usr/bin/python3", std::string(REMAT_SOURCE_DIR) + "/experiments/plots/compare_plot.py", o.csv,
+                          o.plot, m.spec});
+    if (rc != 0) throw Error(fmt::format("[compare] the plot script failed (exit {}) drawing '{}' (is python3-matplotlib "
+                                         "installed? ./scripts/install_deps.sh installs it)", rc, o.plot));
+    std::cerr << "[compare] wrote " << o.plot << "\n";
   }
   if (!promises_hold) {
     std::cerr << "[compare] promise broken: see the rows above\n";

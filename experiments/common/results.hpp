@@ -12,6 +12,7 @@
 #pragma once
 
 #include "autodiff/remat.hpp"
+#include "experiments/common/subprocess.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -235,12 +236,11 @@ inline int exit_status(const DriverOptions& o) {
 
 inline void run_plot(const DriverOptions& o, const std::string& script) {
   if (!o.plot) return;
-  std::string cmd = fmt::format("/usr/bin/python3 '{}' '{}'", script, o.out.string());
-  int rc = std::system(cmd.c_str());
+  int rc = run_process({"/usr/bin/python3", script, o.out.string()});
   if (rc != 0)
-    throw Error(fmt::format("[{}] the plot script failed (exit {}): {} (is python3-matplotlib installed? "
-                            "./scripts/install_deps.sh installs it; --no-plot skips the figure)",
-                            o.paper, rc, cmd));
+    throw Error(fmt::format("[{}] the plot script failed (exit {}): /usr/bin/python3 {} {} (is python3-matplotlib "
+                            "installed? ./scripts/install_deps.sh installs it; --no-plot skips the figure)",
+                            o.paper, rc, script, o.out.string()));
   std::cerr << fmt::format("[{}] figures in {}\n", o.paper, o.out.string());
 }
 
