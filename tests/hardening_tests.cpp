@@ -27,9 +27,11 @@ TEST_CASE("hardening: subprocesses get an argument vector, never a shell") {
 #ifdef REMAT_HAVE_CLI
 TEST_CASE("hardening: compare --plot with shell metacharacters in the path runs no command") {
   ScratchDir dir;
-  const auto pwned = dir.path / "PWNED";
+  // A shell would run `touch PWNED` in the working directory.
+  const auto pwned = std::filesystem::current_path() / "PWNED";
+  std::filesystem::remove(pwned);
   const std::string csv = (dir.path / "c.csv").string();
-  const std::string plot = (dir.path / ("q'; touch " + pwned.string() + "; echo '.png")).string();
+  const std::string plot = (dir.path / "q'; touch PWNED; echo '.png").string();
   auto o = testing::cli({"compare", "--model", "mlp:layers=2,width=4,batch=2", "--budgets", "0.6", "--repeat", "1",
                          "--csv", csv, "--plot", plot});
   CHECK_FALSE(std::filesystem::exists(pwned));
