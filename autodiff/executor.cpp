@@ -2,6 +2,7 @@
 // prefixed "[executor]" and name the instruction index and node.
 #include "autodiff/executor.hpp"
 
+#include "autodiff/memory_policy.hpp"
 #include "autodiff/metering_backend.hpp"
 
 #include <fmt/format.h>
@@ -62,7 +63,20 @@ const std::vector<Tensor>& Executor::state(int node) const {
 }
 
 void Executor::sgd_step(const StepResult& result, double learning_rate) {
-  for (const auto& [id, g] : result.gradients) backend_.axpy(-learning_rate, g, parameter(id));
+  if (!std::isfinite(learning_rate))
+    throw Error(fmt::format("[sgd_step] the learning rate must be finite, got {}", learning_rate));
+  if (result.executor != this)
+    throw Error("[sgd_step] the StepResult comes from another executor (or none): pass the result of this "
+                "executor's run()");
+  for (const auto& [id, g] : result.gradients) {
+    Tensor& w = parameter(id);
+    if (!(g.meta() == w.meta()))
+      throw Error(fmt::format("[sgd_step] the gradient of {} is {} {}, the parameter {} {}", tape_.node(id).label(),
+                              shape_string(g.shape()), dtype_name(g.dtype()), shape_string(w.shape()),
+                              dtype_name(w.dtype())));
+    if (&g.backend() != &backend_) throw Error("[sgd_step] the gradient of " + tape_.node(id).label() + " lives on another backend");
+    backend_.axpy(-learning_rate, g, w);
+  }
 }
 
 namespace {
@@ -80,16 +94,19 @@ void check_finite_or_throw(Backend& backend, const Tensor& t, const std::string&
 }  // namespace
 
 StepResult Executor::run(const Program& program, const Bindings& bindings, const RunOptions& options) {
+  validate_program(tape_, program);
+  for (const auto& [id, array] : bindings)
+    if (id < 0 || static_cast<std::size_t>(id) >= tape_.size() || tape_.node(id).kind != NodeKind::placeholder)
+      throw Error(fmt::format("[executor] a binding names n{}, which is not a placeholder of this tape", id));
   auto start = std::chrono::steady_clock::now();
   const std::size_t node_count = tape_.size();
   std::vector<Tensor> values(node_count), grads(node_count);
+  std::vector<bool> has_gradient(node_count, false);
   std::vector<int> computed(node_count, 0);
-  std::vector<bool> is_saved(node_count, false);
-  for (const auto& ins : program.instructions)
-    if (ins.kind == InstructionKind::backward)
-      for (int s : saved_for_backward(tape_, ins.node)) is_saved[static_cast<std::size_t>(s)] = true;
+  const std::vector<bool> read_by_backward = values_read_by_backward(tape_, program);
 
   StepResult result;
+  result.executor = this;
   StepReport& report = result.report;
   MemoryMeter& meter = backend_.meter();
   meter.reset_peaks();
@@ -98,18 +115,24 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
     throw Error(fmt::format("[executor] instruction {} ({} {}): {}", index, instruction_kind_name(ins.kind),
                             tape_.node(ins.node).label(), why));
   };
+  const auto reserve = options.record_trace ? program.instructions.size() : 0;
+  report.live_bytes.reserve(reserve);
+  report.peak_bytes_within.reserve(reserve);
+  report.live_by_category.reserve(reserve);
 
   for (std::size_t index = 0; index < program.instructions.size(); ++index) {
     const Instruction& ins = program.instructions[index];
     const Node& node = tape_.node(ins.node);
     auto instruction_start = options.record_times ? std::chrono::steady_clock::now() : start;
+    meter.start_window();
     const auto id = static_cast<std::size_t>(ins.node);
     switch (ins.kind) {
       case InstructionKind::compute: {
         if (node.kind == NodeKind::parameter) break;  // always resident
         if (values[id].defined()) fail(index, ins, "its value is already resident");
+        const MemoryCategory category = value_category(node, read_by_backward[id]);
         if (node.kind == NodeKind::placeholder) {
-          Tensor t = backend_.empty(node.meta, MemoryCategory::input);
+          Tensor t = backend_.empty(node.meta, category);
           if (backend_.computes()) {
             auto it = bindings.find(ins.node);
             const HostArray* bound = it != bindings.end() ? &it->second : nullptr;
@@ -139,7 +162,7 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
               fail(index, ins, "input " + tape_.node(in).label() + " is not resident");
             inputs.push_back(values[static_cast<std::size_t>(in)]);
           }
-          Tensor out = backend_.empty(node.meta, is_saved[id] ? MemoryCategory::saved : MemoryCategory::activation);
+          Tensor out = backend_.empty(node.meta, category);
           node.op->forward(ForwardArgs{backend_, inputs, out, OpContext{options.seed, static_cast<std::uint64_t>(ins.node)}});
           ++report.forward_ops;
           if (computed[id] > 0) {
@@ -164,6 +187,7 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
       case InstructionKind::seed_grad:
         if (grads[id].defined()) fail(index, ins, "its gradient already exists");
         grads[id] = backend_.empty(node.meta, MemoryCategory::gradient);
+        has_gradient[id] = true;
         backend_.fill(grads[id], 1.0);
         break;
       case InstructionKind::backward: {
@@ -189,49 +213,56 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
           if (!values[id].defined()) fail(index, ins, "its saved output is not resident");
           args.output = &values[id];
         }
-        // Gradient buffers: a fresh gradient is written in place; an existing one
-        // (or a repeated input) receives the contribution through a temporary.
+        // Gradient buffers by the memory policy: in place into a new buffer, or through
+        // a workspace temporary accumulated afterwards in slot order.
+        const std::vector<GradientWrite> writes = gradient_writes(tape_, ins.node, has_gradient);
+        args.grad_inputs.assign(node.inputs.size(), nullptr);
         std::vector<Tensor> temporaries;
-        std::vector<std::pair<std::size_t, std::size_t>> pending;  // (temporary, input id)
-        temporaries.reserve(node.inputs.size());
-        std::vector<bool> assigned(node.inputs.size(), false);
-        for (std::size_t i = 0; i < node.inputs.size(); ++i) {
-          auto in = static_cast<std::size_t>(node.inputs[i]);
-          const Node& input = tape_.node(node.inputs[i]);
-          if (!(input.requires_grad && node.op->differentiable_input(i))) {
-            args.grad_inputs.push_back(nullptr);
-            continue;
-          }
-          bool repeated = false;
-          for (std::size_t j = 0; j < i; ++j) repeated |= assigned[j] && node.inputs[j] == node.inputs[i];
-          if (!grads[in].defined() && !repeated) {
-            grads[in] = backend_.empty(input.meta, input.kind == NodeKind::parameter ? MemoryCategory::parameter_gradient
-                                                                                     : MemoryCategory::gradient);
-            args.grad_inputs.push_back(&grads[in]);
+        temporaries.reserve(writes.size());
+        for (const auto& w : writes) {
+          auto in = static_cast<std::size_t>(w.input);
+          if (w.in_place) {
+            grads[in] = backend_.empty(tape_.node(w.input).meta, w.category);
+            has_gradient[in] = true;
+            args.grad_inputs[w.slot] = &grads[in];
           } else {
-            temporaries.push_back(backend_.empty(input.meta, MemoryCategory::workspace));
-            pending.emplace_back(temporaries.size() - 1, in);
-            args.grad_inputs.push_back(&temporaries.back());
+            temporaries.push_back(backend_.empty(tape_.node(w.input).meta, w.category));
+            args.grad_inputs[w.slot] = &temporaries.back();
           }
-          assigned[i] = true;
         }
         node.op->vjp(args);
-        for (auto [t, in] : pending) backend_.accumulate(temporaries[t], grads[in]);
+        std::size_t t = 0;
+        for (const auto& w : writes)
+          if (!w.in_place) backend_.accumulate(temporaries[t++], grads[static_cast<std::size_t>(w.input)]);
         temporaries.clear();
         ++report.backward_ops;
         if (options.check_finite)
-          for (std::size_t i = 0; i < node.inputs.size(); ++i)
-            if (args.grad_inputs[i])
-              check_finite_or_throw(backend_, grads[static_cast<std::size_t>(node.inputs[i])],
-                                    "backward of " + node.label() + " (gradient of input " + std::to_string(i) + ")");
+          for (const auto& w : writes)
+            check_finite_or_throw(backend_, grads[static_cast<std::size_t>(w.input)],
+                                  "backward of " + node.label() + " (gradient of input " + std::to_string(w.slot) + ")");
         break;
       }
       case InstructionKind::free_grad:
         if (!grads[id].defined()) fail(index, ins, "its gradient is not present");
         grads[id] = Tensor();
+        has_gradient[id] = false;
         break;
     }
-    if (options.record_trace) report.live_bytes.push_back(meter.budgeted_current());
+    if (options.record_trace) {
+      report.live_bytes.push_back(meter.budgeted_current());
+      report.peak_bytes_within.push_back(meter.window_peak());
+      std::array<std::size_t, memory_category_count> by_category{};
+      for (std::size_t c = 0; c < memory_category_count; ++c) by_category[c] = meter.current(static_cast<MemoryCategory>(c));
+      report.live_by_category.push_back(by_category);
+    }
+    if (options.record_resident) {
+      std::vector<StepReport::Resident> now;
+      for (std::size_t n = 0; n < node_count; ++n) {
+        if (values[n].defined()) now.push_back({static_cast<int>(n), false, values[n].category(), values[n].bytes()});
+        if (grads[n].defined()) now.push_back({static_cast<int>(n), true, grads[n].category(), grads[n].bytes()});
+      }
+      report.resident.push_back(std::move(now));
+    }
     if (options.record_times) backend_.synchronize();
     if (options.record_times)
       report.instruction_seconds.push_back(

@@ -2,6 +2,8 @@
 // printing and JSON. See program.hpp.
 #include "autodiff/program.hpp"
 
+#include "autodiff/memory_policy.hpp"
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -42,9 +44,52 @@ std::vector<int> compute_order(const Tape& tape, int loss) {
   return ids;
 }
 
-// Whether input slot i of op node n receives a gradient in the reverse sweep.
-static bool gradient_flows(const Tape& tape, const Node& n, std::size_t i) {
-  return tape.node(n.inputs[i]).requires_grad && n.op->differentiable_input(i);
+static bool gradient_flows(const Tape& tape, const Node& n, std::size_t i) { return receives_gradient(tape, n, i); }
+
+void validate_program(const Tape& tape, const Program& program) {
+  const auto n = static_cast<int>(tape.size());
+  auto in_range = [&](int id) { return id >= 0 && id < n; };
+  if (!in_range(program.loss))
+    throw Error(fmt::format("[program] '{}': the loss n{} is not a node of this tape (it has {} nodes)", program.strategy,
+                            program.loss, n));
+  std::vector<bool> target(tape.size(), false);
+  for (int p : program.grad_targets) {
+    if (!in_range(p) || tape.node(p).kind != NodeKind::parameter)
+      throw Error(fmt::format("[program] '{}': grad target n{} is not a parameter of this tape", program.strategy, p));
+    if (target[static_cast<std::size_t>(p)])
+      throw Error(fmt::format("[program] '{}': grad target {} is listed twice", program.strategy, tape.node(p).label()));
+    target[static_cast<std::size_t>(p)] = true;
+  }
+  for (std::size_t i = 0; i < program.instructions.size(); ++i) {
+    const Instruction& ins = program.instructions[i];
+    if (static_cast<unsigned>(ins.kind) > static_cast<unsigned>(InstructionKind::free_grad))
+      throw Error(fmt::format("[program] '{}': instruction {} has an unknown kind", program.strategy, i));
+    if (!in_range(ins.node))
+      throw Error(fmt::format("[program] '{}': instruction {} ({}) names n{}, which is not a node of this tape",
+                              program.strategy, i, instruction_kind_name(ins.kind), ins.node));
+    if (ins.kind == InstructionKind::seed_grad) {
+      if (ins.node != program.loss)
+        throw Error(fmt::format("[program] '{}': instruction {} seeds the gradient of {}, which is not the loss n{}",
+                                program.strategy, i, tape.node(ins.node).label(), program.loss));
+      if (tape.node(ins.node).meta.numel() != 1)
+        throw Error(fmt::format("[program] '{}': the loss {} has shape {}; a loss must be a scalar (reduce it, e.g. "
+                                "with mean or sum)",
+                                program.strategy, tape.node(ins.node).label(), shape_string(tape.node(ins.node).meta.shape)));
+    }
+  }
+}
+
+void check_loss(const Tape& tape, int loss, const char* source) {
+  if (loss < 0 || static_cast<std::size_t>(loss) >= tape.size())
+    throw Error(fmt::format("[{}] the loss n{} is not a node of this tape (it has {} nodes)", source, loss, tape.size()));
+  const Node& l = tape.node(loss);
+  if (l.kind != NodeKind::op)
+    throw Error(fmt::format("[{}] the loss {} is a {}; a loss must be computed by an op", source, l.label(),
+                            l.kind == NodeKind::parameter ? "parameter" : "placeholder"));
+  if (l.meta.numel() != 1)
+    throw Error(fmt::format("[{}] the loss {} has shape {}; a loss must be a scalar (reduce it, e.g. with mean or sum)",
+                            source, l.label(), shape_string(l.meta.shape)));
+  if (!l.requires_grad) throw Error(fmt::format("[{}] the loss {} does not depend on any parameter", source, l.label()));
 }
 
 std::vector<int> backward_order(const Tape& tape, int loss) {
@@ -133,8 +178,7 @@ Program insert_frees(const Tape& tape, Program program) {
 }
 
 Program store_all_program(const Tape& tape, int loss) {
-  const Node& l = tape.node(loss);
-  if (!l.requires_grad) throw Error("[grad] the loss " + l.label() + " does not depend on any parameter");
+  check_loss(tape, loss, "grad");
   Program p;
   p.strategy = "store-all";
   p.loss = loss;

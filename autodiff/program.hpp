@@ -49,6 +49,15 @@ std::vector<int> forward_order(const Tape& tape, int loss);
 // always resident; compute and free of a parameter are no-ops).
 std::vector<int> compute_order(const Tape& tape, int loss);
 
+// Checks that `program` can run on `tape` before anything runs: every node id is in
+// range, the loss is a node (and scalar when its gradient is seeded, which only the
+// loss may be), grad_targets are distinct parameters. Throws Error "[program] ...".
+void validate_program(const Tape& tape, const Program& program);
+
+// Checks that `loss` can be the loss of a training step: an op node of this tape with
+// a scalar value that depends on some parameter. Throws Error "[source] ...".
+void check_loss(const Tape& tape, int loss, const char* source);
+
 // Adds free/free_grad instructions (existing ones are dropped first). Parameter
 // gradients and the gradients of grad_targets are never freed.
 Program insert_frees(const Tape& tape, Program program);

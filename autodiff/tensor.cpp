@@ -73,6 +73,7 @@ void MemoryMeter::on_allocate(std::size_t bytes, MemoryCategory category) {
   if (is_budgeted(category)) {
     budgeted_current_ += bytes;
     budgeted_peak_ = std::max(budgeted_peak_, budgeted_current_);
+    window_peak_ = std::max(window_peak_, budgeted_current_);
   }
   ++allocation_count_;
 }
@@ -85,6 +86,7 @@ void MemoryMeter::on_free(std::size_t bytes, MemoryCategory category) {
 void MemoryMeter::reset_peaks() {
   peak_ = current_;
   budgeted_peak_ = budgeted_current_;
+  window_peak_ = budgeted_current_;
   allocation_count_ = 0;
 }
 

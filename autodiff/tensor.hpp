@@ -66,6 +66,10 @@ class MemoryMeter {
   void on_free(std::size_t bytes, MemoryCategory category);
   // Starts a new step: peaks restart from the bytes live now.
   void reset_peaks();
+  // A window (one instruction, say): window_peak() is the most budgeted bytes live
+  // since the last start_window().
+  void start_window() { window_peak_ = budgeted_current_; }
+  std::size_t window_peak() const { return window_peak_; }
 
   std::size_t budgeted_current() const { return budgeted_current_; }
   std::size_t budgeted_peak() const { return budgeted_peak_; }
@@ -79,6 +83,7 @@ class MemoryMeter {
   std::array<std::size_t, memory_category_count> peak_{};
   std::size_t budgeted_current_ = 0;
   std::size_t budgeted_peak_ = 0;
+  std::size_t window_peak_ = 0;
   std::size_t allocation_count_ = 0;
 };
 

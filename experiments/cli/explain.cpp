@@ -1,9 +1,10 @@
 // Contract: `remat explain` (see explain.hpp): one JSON document built from the
 // tape, the chain view, the strategy's schedule and Program, the executor's trace
-// on the metering backend and a by-category replay of the Program; a text view,
+// on the metering backend (live bytes by category, peak within each instruction); a text view,
 // a CSV and the command on top of it. Errors are prefixed "[explain]".
 #include "experiments/cli/explain.hpp"
 
+#include "autodiff/memory_policy.hpp"
 #include "strategies/stage_schedules.hpp"
 
 #include <fmt/format.h>
@@ -23,12 +24,6 @@ constexpr std::array<MemoryCategory, 5> shown_categories{MemoryCategory::input, 
                                                          MemoryCategory::saved, MemoryCategory::gradient,
                                                          MemoryCategory::workspace};
 
-std::vector<TensorMeta> input_metas(const Tape& tape, const Node& n) {
-  std::vector<TensorMeta> metas;
-  for (int in : n.inputs) metas.push_back(tape.node(in).meta);
-  return metas;
-}
-
 // "linear(n0, n2, n3)", "scale[factor=2](n7)", "placeholder 'x'".
 std::string node_expression(const Node& n) {
   if (n.kind == NodeKind::placeholder) return "placeholder '" + n.name + "'";
@@ -37,94 +32,6 @@ std::string node_expression(const Node& n) {
   for (int in : n.inputs) ins.push_back("n" + std::to_string(in));
   std::string attrs = n.op->attributes();
   return fmt::format("{}{}({})", n.op->name(), attrs.empty() ? "" : "[" + attrs + "]", fmt::join(ins, ", "));
-}
-
-// Values some backward instruction of the program reads: the executor meters them as `saved`.
-std::vector<bool> saved_values(const Tape& tape, const Program& program) {
-  std::vector<bool> is_saved(tape.size(), false);
-  for (const auto& ins : program.instructions)
-    if (ins.kind == InstructionKind::backward)
-      for (int s : saved_for_backward(tape, ins.node)) is_saved[static_cast<std::size_t>(s)] = true;
-  return is_saved;
-}
-
-// Live bytes by category after one instruction, and the workspace held while it runs.
-struct ReplayStep {
-  std::array<std::size_t, memory_category_count> live{};
-  std::size_t workspace = 0;
-  std::size_t budgeted() const {
-    std::size_t b = 0;
-    for (std::size_t c = 0; c < memory_category_count; ++c)
-      if (is_budgeted(static_cast<MemoryCategory>(c))) b += live[c];
-    return b;
-  }
-};
-
-// Mirrors executor.cpp's allocations: placeholders are `input`; op values `saved`
-// when a backward reads them, else `activation`; seeds and fresh gradients of
-// non-parameters `gradient`; a contribution to an existing gradient (or a repeated
-// input) goes through a `workspace` temporary; ops add their declared scratch.
-std::vector<ReplayStep> replay_by_category(const Tape& tape, const Program& program) {
-  const std::vector<bool> is_saved = saved_values(tape, program);
-  std::vector<int> value_category(tape.size(), -1), grad_category(tape.size(), -1);  // -1: not resident
-  ReplayStep state;
-  std::vector<ReplayStep> steps;
-  steps.reserve(program.instructions.size());
-  auto add = [&](std::vector<int>& slot, int id, MemoryCategory c, std::size_t bytes) {
-    slot[static_cast<std::size_t>(id)] = static_cast<int>(c);
-    state.live[static_cast<std::size_t>(c)] += bytes;
-  };
-  auto remove = [&](std::vector<int>& slot, int id, std::size_t bytes) {
-    int& c = slot[static_cast<std::size_t>(id)];
-    if (c < 0) throw Error(fmt::format("[explain] the replay frees n{}, which is not resident", id));
-    state.live[static_cast<std::size_t>(c)] -= bytes;
-    c = -1;
-  };
-  for (const auto& ins : program.instructions) {
-    const Node& node = tape.node(ins.node);
-    const std::size_t bytes = node.meta.bytes();
-    state.workspace = 0;
-    switch (ins.kind) {
-      case InstructionKind::compute:
-        if (node.kind == NodeKind::parameter) break;  // always resident, never budgeted
-        add(value_category, ins.node,
-            node.kind == NodeKind::placeholder     ? MemoryCategory::input
-            : is_saved[static_cast<std::size_t>(ins.node)] ? MemoryCategory::saved
-                                                           : MemoryCategory::activation,
-            bytes);
-        if (node.kind == NodeKind::op) state.workspace = node.op->forward_workspace_bytes(input_metas(tape, node), node.meta);
-        break;
-      case InstructionKind::free:
-        if (node.kind != NodeKind::parameter) remove(value_category, ins.node, bytes);
-        break;
-      case InstructionKind::seed_grad:
-        add(grad_category, ins.node, MemoryCategory::gradient, bytes);
-        break;
-      case InstructionKind::backward: {
-        std::vector<bool> assigned(node.inputs.size(), false);
-        for (std::size_t i = 0; i < node.inputs.size(); ++i) {
-          const Node& input = tape.node(node.inputs[i]);
-          if (!(input.requires_grad && node.op->differentiable_input(i))) continue;
-          bool repeated = false;
-          for (std::size_t j = 0; j < i; ++j) repeated |= assigned[j] && node.inputs[j] == node.inputs[i];
-          if (grad_category[static_cast<std::size_t>(input.id)] < 0 && !repeated)
-            add(grad_category, input.id,
-                input.kind == NodeKind::parameter ? MemoryCategory::parameter_gradient : MemoryCategory::gradient,
-                input.meta.bytes());
-          else
-            state.workspace += input.meta.bytes();  // accumulation temporary
-          assigned[i] = true;
-        }
-        state.workspace += node.op->vjp_workspace_bytes(input_metas(tape, node), node.meta);
-        break;
-      }
-      case InstructionKind::free_grad:
-        remove(grad_category, ins.node, bytes);
-        break;
-    }
-    steps.push_back(state);
-  }
-  return steps;
 }
 
 Json tape_json(const Tape& tape, int loss, const std::vector<bool>& is_saved) {
@@ -229,21 +136,15 @@ std::string shape_text(const Json& shape) { return shape_string(shape.get<Shape>
 Json explain_plan(const Tape& tape, int loss, const Strategy& strategy, const Budget& budget,
                   const ChainViewOptions& chain_options) {
   Program program = strategy.plan(tape, loss, budget);  // InfeasibleBudget propagates unchanged
-  const std::vector<bool> is_saved = saved_values(tape, program);
+  const std::vector<bool> is_saved = values_read_by_backward(tape, program);
 
-  // The executor's own trace on the metering backend: live budgeted bytes after each instruction.
+  // The executor's own trace on the metering backend: live budgeted bytes after each
+  // instruction, by category, and the most held while it ran (from the meter).
   MeteringBackend metering;
   Executor executor(tape, metering);
   RunOptions trace_options;
   trace_options.record_trace = true;
   StepReport trace = executor.run(program, {}, trace_options).report;
-  std::vector<ReplayStep> replay = replay_by_category(tape, program);
-  for (std::size_t i = 0; i < replay.size(); ++i)
-    if (replay[i].budgeted() != trace.live_bytes[i])
-      throw Error(fmt::format("[explain] the category replay of instruction {} ({} {}) counts {} live bytes, the "
-                              "executor's trace {}: the replay no longer mirrors executor.cpp",
-                              i, instruction_kind_name(program.instructions[i].kind),
-                              tape.node(program.instructions[i].node).label(), replay[i].budgeted(), trace.live_bytes[i]));
 
   // The chain view (and, for chain strategies, the stage schedule behind the program).
   auto* chain_strategy = dynamic_cast<const ChainStrategy*>(&strategy);
@@ -307,16 +208,17 @@ Json explain_plan(const Tape& tape, int loss, const Strategy& strategy, const Bu
   // The program, one row per instruction.
   Json instructions = Json::array();
   std::vector<int> computed(tape.size(), 0);
-  std::size_t replay_peak = 0;
   for (std::size_t i = 0; i < program.instructions.size(); ++i) {
     const Instruction& ins = program.instructions[i];
     const Node& n = tape.node(ins.node);
     bool recompute = false;
     if (ins.kind == InstructionKind::compute && n.kind == NodeKind::op)
       recompute = computed[static_cast<std::size_t>(ins.node)]++ > 0;
-    const ReplayStep& r = replay[i];
-    std::size_t peak = r.budgeted() + r.workspace;
-    replay_peak = std::max(replay_peak, peak);
+    const std::size_t live_before = i > 0 ? trace.live_bytes[i - 1] : 0;
+    // Held only while it ran (scratch and accumulation temporaries): the meter's peak
+    // within the instruction beyond what was live before and after it.
+    const std::size_t workspace = trace.peak_bytes_within[i] - std::max(live_before, trace.live_bytes[i]);
+    const std::size_t peak = trace.live_bytes[i] + workspace;
     Json row{{"index", i},
              {"kind", instruction_kind_name(ins.kind)},
              {"node", ins.node},
@@ -329,7 +231,8 @@ Json explain_plan(const Tape& tape, int loss, const Strategy& strategy, const Bu
              {"live_bytes", trace.live_bytes[i]},
              {"peak_bytes", peak}};
     for (MemoryCategory c : shown_categories)
-      row[memory_category_name(c)] = c == MemoryCategory::workspace ? r.workspace : r.live[static_cast<std::size_t>(c)];
+      row[memory_category_name(c)] =
+          c == MemoryCategory::workspace ? workspace : trace.live_by_category[i][static_cast<std::size_t>(c)];
     instructions.push_back(std::move(row));
   }
 
@@ -339,7 +242,6 @@ Json explain_plan(const Tape& tape, int loss, const Strategy& strategy, const Bu
   std::size_t max_live = trace.live_bytes.empty() ? 0 : *std::max_element(trace.live_bytes.begin(), trace.live_bytes.end());
   Json summary{{"instructions", program.instructions.size()},
                {"peak_bytes", trace.peak_bytes},
-               {"replay_peak_bytes", replay_peak},
                {"max_live_bytes", max_live},
                {"live_bytes_at_end", trace.live_bytes.empty() ? 0 : trace.live_bytes.back()},
                {"peak_by_category", peak_by_category},
@@ -491,11 +393,6 @@ void print_explanation(const Json& doc, std::ostream& out) {
   if (const auto left = summary.at("live_bytes_at_end").get<std::size_t>(); left > 0)
     out << fmt::format("  note: {} are still live after the last instruction (values the program never frees)\n",
                        bytes_text(left));
-  const std::size_t replay_peak = summary.at("replay_peak_bytes").get<std::size_t>();
-  if (replay_peak != peak)
-    out << fmt::format("  note: live + declared workspace peaks at {} B; the metered peak is {} B (an op allocated {} "
-                       "than it declares)\n",
-                       replay_peak, peak, replay_peak > peak ? "less" : "more");
 }
 
 void write_memory_csv(const Json& doc, std::ostream& out) {

@@ -6,13 +6,12 @@
 //   schedule  for chain strategies, the stage actions (F_ck, F_n, F_all, B) with
 //             the stage model's memory after each (simulate_schedule);
 //   program   the node-level Program with, after each instruction, the budgeted
-//             bytes live (the executor's own trace on the metering backend) split
-//             by category (input, activation, saved, gradient), plus the workspace
-//             the instruction holds while it runs (its op's declared scratch and
-//             gradient-accumulation temporaries), so peak = live + workspace.
-// The category split is a replay of the Program from the tape (node metas and
-// saved_for_backward), mirroring the executor's rules; explain checks that it sums
-// to the executor's trace to the byte and throws "[explain] ..." otherwise.
+//             bytes live split by category (input, activation, saved, gradient),
+//             plus the workspace the instruction holds while it runs (its op's
+//             scratch and gradient-accumulation temporaries), so peak = live + workspace.
+// Every byte figure is the executor's own trace on the metering backend (the
+// meter's current bytes by category and its peak within each instruction), so
+// explain cannot disagree with simulate().
 // The JSON document (explain()) is the single source: the text view, the CSV and
 // the plot scripts (experiments/plots/) all read it.
 // This file depends on the model zoo and strategies only (not on the CLI's other
