@@ -70,12 +70,21 @@ InstructionBytes compute_bytes(const Tape& tape, int id) {
   return {static_cast<std::int64_t>(bytes), bytes + forward_workspace_bytes(tape, id)};
 }
 
-InstructionBytes backward_bytes(const Tape& tape, int id, std::vector<bool>& has_gradient) {
+InstructionBytes seed_grad_bytes(const Tape& tape, int id) {
+  const auto bytes = tape.node(id).meta.bytes();
+  return {static_cast<std::int64_t>(bytes), bytes};
+}
+
+void mark_gradients(const Tape& tape, int id, std::vector<bool>& has_gradient) {
+  const Node& node = tape.node(id);
+  for (std::size_t slot = 0; slot < node.inputs.size(); ++slot)
+    if (receives_gradient(tape, node, slot)) has_gradient[static_cast<std::size_t>(node.inputs[slot])] = true;
+}
+
+InstructionBytes backward_bytes(const Tape& tape, int id, const std::vector<bool>& has_gradient) {
   InstructionBytes b;
   std::size_t held = vjp_workspace_bytes(tape, id);
-  const auto writes = gradient_writes(tape, id, has_gradient);
-  for (const auto& w : writes) {
-    has_gradient[static_cast<std::size_t>(w.input)] = true;
+  for (const auto& w : gradient_writes(tape, id, has_gradient)) {
     if (!is_budgeted(w.category)) continue;
     held += w.bytes;
     if (w.in_place) b.stays += static_cast<std::int64_t>(w.bytes);

@@ -74,8 +74,11 @@ struct InstructionBytes {
   std::size_t peak_extra = 0;
 };
 // For compute, seed_grad and backward (frees are the caller's: they release what they
-// name). `has_gradient` as for gradient_writes; it is updated for backward.
+// name). `has_gradient` as for gradient_writes; mark_gradients() sets the entries a
+// backward creates.
 InstructionBytes compute_bytes(const Tape& tape, int node);
-InstructionBytes backward_bytes(const Tape& tape, int node, std::vector<bool>& has_gradient);
+InstructionBytes seed_grad_bytes(const Tape& tape, int node);
+InstructionBytes backward_bytes(const Tape& tape, int node, const std::vector<bool>& has_gradient);
+void mark_gradients(const Tape& tape, int node, std::vector<bool>& has_gradient);
 
 }  // namespace remat

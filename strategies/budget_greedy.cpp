@@ -18,6 +18,8 @@
 // Recomputation past 50 N + 1000 operations stops with an Error (thrashing).
 #include "strategies/strategies.hpp"
 
+#include "autodiff/memory_policy.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -102,34 +104,24 @@ class GreedyPlanner {
         for (int in : node.inputs) release_use(in);
         if (remaining_uses_[static_cast<std::size_t>(ins.node)] == 0) drop(ins.node);  // e.g. the loss value
       } else if (ins.kind == InstructionKind::seed_grad) {
-        make_room(node.meta.bytes());
+        const InstructionBytes need = seed_grad_bytes(tape_, ins.node);
+        make_room(need.peak_extra);
         out.instructions.push_back(ins);
         grad_live_[static_cast<std::size_t>(ins.node)] = true;
-        current_ += node.meta.bytes();
+        current_ += static_cast<std::size_t>(need.stays);
       } else {  // backward
         auto saved = saved_for_backward(tape_, ins.node);
         for (int s : saved) {
           ensure_resident(s, out);
           pin(s);
         }
-        // Mirror the executor: a first gradient is allocated (budgeted unless it is a
-        // parameter's); a later or repeated contribution goes through a budgeted temporary.
-        std::size_t new_grads = 0, temporaries = 0;
-        std::vector<TensorMeta> metas;
-        std::vector<int> receiving;
-        for (std::size_t k = 0; k < node.inputs.size(); ++k) {
-          const Node& in = tape_.node(node.inputs[k]);
-          metas.push_back(in.meta);
-          if (!(in.requires_grad && node.op->differentiable_input(k))) continue;
-          bool repeated = std::find(receiving.begin(), receiving.end(), in.id) != receiving.end();
-          receiving.push_back(in.id);
-          if (grad_live_[static_cast<std::size_t>(in.id)] || repeated) temporaries += in.meta.bytes();
-          else if (in.kind != NodeKind::parameter) new_grads += in.meta.bytes();
-        }
-        make_room(new_grads + temporaries + node.op->vjp_workspace_bytes(metas, node.meta));
+        // The memory policy says what this vjp allocates (in-place gradients stay;
+        // accumulation temporaries and scratch are held only while it runs).
+        const InstructionBytes need = backward_bytes(tape_, ins.node, grad_live_);
+        make_room(need.peak_extra);
         out.instructions.push_back(ins);
-        current_ += new_grads;
-        for (int id : receiving) grad_live_[static_cast<std::size_t>(id)] = true;
+        current_ += static_cast<std::size_t>(need.stays);
+        mark_gradients(tape_, ins.node, grad_live_);
         // The output gradient is read by nothing after this vjp.
         if (grad_live_[static_cast<std::size_t>(ins.node)] && !is_param(ins.node)) {
           grad_live_[static_cast<std::size_t>(ins.node)] = false;
@@ -174,13 +166,9 @@ class GreedyPlanner {
   // Compute v now (its inputs must be resident), making room first.
   void materialise(int v, Program& out) {
     const Node& node = tape_.node(v);
-    std::vector<TensorMeta> metas;
-    for (int in : node.inputs) {
-      pin(in);
-      metas.push_back(tape_.node(in).meta);
-    }
-    std::size_t workspace = node.kind == NodeKind::op ? node.op->forward_workspace_bytes(metas, node.meta) : 0;
-    make_room(node.meta.bytes() + workspace);
+    for (int in : node.inputs) pin(in);
+    const InstructionBytes need = compute_bytes(tape_, v);
+    make_room(need.peak_extra);
     out.instructions.push_back({InstructionKind::compute, v});
     auto i = static_cast<std::size_t>(v);
     if (computed_[i]) {
@@ -189,7 +177,7 @@ class GreedyPlanner {
     computed_[i] = true;
     resident_[i] = true;
     resident_list_.push_back(v);
-    current_ += node.meta.bytes();
+    current_ += static_cast<std::size_t>(need.stays);
     last_access_[i] = clock_;
     for (int in : node.inputs) unpin(in);
     // An input rebuilt only to recompute v, which the program no longer references, goes now.
