@@ -3,10 +3,13 @@
 
 #include "autodiff/cpu/cpu_backend.hpp"
 #include "autodiff/eval.hpp"
+#include "autodiff/costs.hpp"
 #include "autodiff/executor.hpp"
+#include "autodiff/memory_policy.hpp"
 #include "autodiff/metering_backend.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/program.hpp"
+#include "autodiff/promises.hpp"
 #include "autodiff/strategy.hpp"
 #include "autodiff/tape.hpp"
 #include "autodiff/tensor.hpp"

@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <numeric>
 
 namespace remat {
@@ -49,7 +50,7 @@ struct Thrashing {};
 
 class GreedyPlanner {
  public:
-  GreedyPlanner(const Tape& tape, int loss, std::size_t budget, Heuristic heuristic)
+  GreedyPlanner(const Tape& tape, int loss, std::size_t budget, Heuristic heuristic, const NodeCosts& costs)
       : tape_(tape), budget_(budget), heuristic_(heuristic), n_(tape.size()) {
     base_ = store_all_program(tape, loss);
     resident_.assign(n_, false);
@@ -64,17 +65,8 @@ class GreedyPlanner {
     consumers_.assign(n_, {});
     cost_.assign(n_, 1);
     for (const Node& node : tape.nodes()) {
-      std::vector<TensorMeta> metas;
-      for (int in : node.inputs) {
-        metas.push_back(tape.node(in).meta);
-        consumers_[static_cast<std::size_t>(in)].push_back(node.id);
-      }
-      double ns = static_cast<double>(node.meta.bytes()) / 10.0;
-      if (node.kind == NodeKind::op) {
-        Cost c = node.op->cost(metas, node.meta);
-        ns = std::max(c.flops / 20.0, (c.bytes_read + c.bytes_written) / 10.0);
-      }
-      cost_[static_cast<std::size_t>(node.id)] = std::max(1.0, ns);
+      for (int in : node.inputs) consumers_[static_cast<std::size_t>(in)].push_back(node.id);
+      cost_[static_cast<std::size_t>(node.id)] = static_cast<double>(costs.forward(node.id));  // c(t): recompute cost
     }
     for (const auto& ins : base_.instructions) {
       if (ins.kind == InstructionKind::compute)
@@ -138,6 +130,10 @@ class GreedyPlanner {
   }
 
   std::int64_t recomputations() const { return recomputed_; }
+  // After a successful run: every budget in [peak, upper] makes exactly the same
+  // decisions, so yields this very plan (its peak is `peak`).
+  std::size_t peak() const { return peak_; }
+  std::size_t upper() const { return upper_; }
 
  private:
   void pin(int v) { ++pinned_[static_cast<std::size_t>(v)]; }
@@ -303,7 +299,9 @@ class GreedyPlanner {
   }
 
   void make_room(std::size_t need) {
+    std::size_t last_checked = 0;
     while (current_ + need > budget_) {
+      last_checked = current_ + need;
       int victim = -1;
       double best = std::numeric_limits<double>::infinity();
       for (int t : resident_list_) {
@@ -317,6 +315,9 @@ class GreedyPlanner {
       if (victim < 0) throw Infeasible{current_ + need};
       evict(victim);
     }
+    // Any budget up to last_checked - 1 makes the same evictions here (see interval()).
+    if (last_checked > 0) upper_ = std::min(upper_, last_checked - 1);
+    peak_ = std::max(peak_, current_ + need);
   }
 
   const Tape& tape_;
@@ -330,48 +331,142 @@ class GreedyPlanner {
   std::vector<std::int64_t> last_access_, remaining_uses_;
   std::vector<std::vector<int>> consumers_;
   std::vector<double> cost_, class_cost_;
-  std::size_t current_ = 0;
+  std::size_t current_ = 0, peak_ = 0, upper_ = std::numeric_limits<std::size_t>::max();
   std::int64_t clock_ = 0, recomputed_ = 0, recompute_limit_ = 0;
 };
 
-// Whether the greedy planner finds a plan within `budget`.
-bool greedy_feasible(const Tape& tape, int loss, std::size_t budget, Heuristic h) {
+// One run at one internal budget: the plan and its interval of constancy, or nothing.
+struct Run {
+  bool feasible = false;
+  Program program;
+  std::size_t peak = 0, upper = 0;
+};
+
+Run run_at(const Tape& tape, int loss, std::size_t budget, Heuristic h, const NodeCosts& costs) {
   try {
-    GreedyPlanner(tape, loss, budget, h).run();
-    return true;
+    GreedyPlanner planner(tape, loss, budget, h, costs);
+    Run r;
+    r.program = planner.run();
+    r.program.strategy = "greedy";
+    r.feasible = true;
+    r.peak = planner.peak();
+    r.upper = planner.upper();
+    return r;
   } catch (const Infeasible&) {
-    return false;
   } catch (const Thrashing&) {
-    return false;
   }
+  return {};
 }
+
+// The acceptance rule for greedy (planning.hpp), with its family indexed by the
+// internal budget b. A run at b that succeeds with peak p makes the same decisions for
+// every b' in [p, upper] (GreedyPlanner::interval), so the feasible budgets near
+// store-all's peak form intervals [p_k, u_k] whose union reaches down to some M*,
+// found by walking down from store-all's peak (b = p - 1 after each run) until a run
+// fails. Greedy accepts B exactly when B >= M* and then returns the run at B; M* is the
+// least peak of any plan it returns (so refused(B) means no returned plan peaks at or
+// below B) and is itself accepted. Below M* a run may succeed by luck (eviction order
+// is not monotone in the budget, notably for size and msps); such budgets are refused
+// all the same, or feasibility would not be monotone.
+class GreedySearch {
+ public:
+  GreedySearch(const Tape& tape, int loss, Heuristic h, std::string heuristic, const NodeCosts& costs)
+      : tape_(tape), loss_(loss), h_(h), heuristic_(std::move(heuristic)), costs_(costs) {
+    top_ = simulate(tape, store_all_program(tape, loss)).peak_bytes;
+  }
+  std::size_t top() const { return top_; }
+  int runs() const { return runs_; }
+
+  const Run& at(std::size_t b) {
+    auto it = runs_at_.find(b);
+    if (it != runs_at_.end()) return it->second;
+    ++runs_;
+    return runs_at_.emplace(b, run_at(tape_, loss_, b, h_, costs_)).first->second;
+  }
+
+  // Whether every budget in [b, top] succeeds (b's run succeeded).
+  bool region_reaches_top(std::size_t b) {
+    while (true) {
+      const Run& r = at(b);
+      if (!r.feasible) return false;
+      if (r.upper >= top_) return true;
+      b = r.upper + 1;
+    }
+  }
+
+  // M*: walk down from store-all's peak.
+  std::size_t least_accepted() {
+    std::size_t b = top_, least = top_;
+    while (true) {
+      const Run& r = at(b);
+      if (!r.feasible) return least;
+      least = r.peak;
+      if (r.peak == 0) return 0;
+      b = r.peak - 1;
+    }
+  }
+
+  [[noreturn]] void refuse(std::size_t budget) {
+    const std::size_t least = least_accepted();
+    throw InfeasibleBudget(fmt::format("[greedy] budget {} bytes is infeasible with heuristic {} (an instruction's "
+                                       "pinned values do not fit, or recomputation thrashes); the smallest feasible "
+                                       "budget is {} bytes",
+                                       budget, heuristic_, least),
+                           least);
+  }
+
+ private:
+  const Tape& tape_;
+  int loss_;
+  Heuristic h_;
+  std::string heuristic_;
+  const NodeCosts& costs_;
+  std::size_t top_ = 0;
+  int runs_ = 0;
+  std::map<std::size_t, Run> runs_at_;
+};
+
+class GreedyStrategy final : public RematStrategy {
+ public:
+  explicit GreedyStrategy(StrategyOptions o) : options_(std::move(o)) { (void)parse_heuristic(options_.heuristic); }
+  std::string name() const override { return "greedy"; }
+
+  PlanReport plan_report(const PlanRequest& request) const override {
+    check_loss(request.tape, request.loss, "greedy");
+    const Heuristic h = parse_heuristic(options_.heuristic);
+    NodeCosts analytic;
+    if (!request.costs) analytic = analytic_node_costs(request.tape);
+    GreedySearch search(request.tape, request.loss, h, options_.heuristic, request.costs ? *request.costs : analytic);
+    // Without a budget the greedy runtime never evicts: it is store-all.
+    const std::size_t B = request.budget.bytes ? *request.budget.bytes : search.top();
+    const Run& run = search.at(B);
+    if (!run.feasible || !search.region_reaches_top(B)) search.refuse(B);
+    PlanReport report;
+    report.strategy = name();
+    report.setting = fmt::format("{}, budget {}", options_.heuristic, bytes_text(B));
+    report.program = run.program;
+    report.predicted = simulate(request.tape, report.program);
+    report.candidates_simulated = search.runs();
+    if (report.predicted.peak_bytes != run.peak)
+      throw Error(fmt::format("[greedy] internal: the planner accounted a peak of {} bytes, simulate() measures {}",
+                              run.peak, report.predicted.peak_bytes));
+    return report;
+  }
+
+ private:
+  StrategyOptions options_;
+};
 
 }  // namespace
 
 Program plan_budget_greedy(const Tape& tape, int loss, std::size_t budget, const std::string& heuristic) {
-  Heuristic h = parse_heuristic(heuristic);
-  try {
-    Program p = GreedyPlanner(tape, loss, budget, h).run();
-    p.strategy = "greedy";
-    return p;
-  } catch (const Infeasible& e) {
-    (void)e;
-  } catch (const Thrashing&) {
-  }
-  // Refused: find the smallest budget this heuristic accepts (bisection between
-  // the refused budget and store-all's peak, which always fits).
-  std::size_t hi = simulate(tape, store_all_program(tape, loss)).peak_bytes, lo = budget;
-  if (hi <= lo) hi = lo + 1;
-  while (!greedy_feasible(tape, loss, hi, h)) hi *= 2;
-  while (hi - lo > 1) {
-    std::size_t mid = lo + (hi - lo) / 2;
-    (greedy_feasible(tape, loss, mid, h) ? hi : lo) = mid;
-  }
-  throw InfeasibleBudget(fmt::format("[greedy] budget {} bytes is infeasible with heuristic {} (an instruction's "
-                                     "pinned values do not fit, or recomputation thrashes); the smallest feasible "
-                                     "budget is {} bytes",
-                                     budget, heuristic, hi),
-                         hi);
+  StrategyOptions o;
+  o.heuristic = heuristic;
+  return GreedyStrategy(o).plan(tape, loss, Budget{budget});
+}
+
+std::unique_ptr<RematStrategy> make_greedy_strategy(const StrategyOptions& o) {
+  return std::make_unique<GreedyStrategy>(o);
 }
 
 }  // namespace remat

@@ -5,8 +5,8 @@
 //    L+1; every value >= 0; cbw[i] >= cw[i] for i >= 1 (xbar(i) includes x(i)).
 //    Errors: Error "[chain <name>] <field> has 5 entries, expected L+1 = 6".
 //  - to_json()/from_json(): an object with the integer arrays fw, bw, cw, cbw,
-//    ftmp, btmp and an optional string "name". ftmp and btmp may be omitted
-//    (zeros). Anything else (not an object, a missing or non-array field, a
+//    ftmp, btmp, fdrop and an optional string "name". ftmp and btmp may be
+//    omitted (zeros), fdrop too (the rotor model: F_n keeps x(i) throughout). Anything else (not an object, a missing or non-array field, a
 //    non-integer or negative entry, an unknown key) throws Error
 //    "[chain <source>] ..." naming the source and the field.
 //  - uniform(n): fw = 1, bw = 2 with bw[L] = 0 (the loss), cw = 1, cbw = 2 for
@@ -35,11 +35,14 @@ struct Field {
   std::vector<std::int64_t> Chain::*member;
   bool length_is_l_plus_1;
   bool optional;
+  bool may_be_empty;  // absent means "the default model", not zeros
 };
 
 const Field fields[] = {
-    {"fw", &Chain::fw, false, false},   {"bw", &Chain::bw, true, false},     {"cw", &Chain::cw, true, false},
-    {"cbw", &Chain::cbw, true, false},  {"ftmp", &Chain::ftmp, false, true}, {"btmp", &Chain::btmp, true, true},
+    {"fw", &Chain::fw, false, false, false},   {"bw", &Chain::bw, true, false, false},
+    {"cw", &Chain::cw, true, false, false},    {"cbw", &Chain::cbw, true, false, false},
+    {"ftmp", &Chain::ftmp, false, true, false}, {"btmp", &Chain::btmp, true, true, false},
+    {"fdrop", &Chain::fdrop, false, true, true},
 };
 
 void validate_as(const Chain& chain, const std::string& label) {
@@ -48,6 +51,7 @@ void validate_as(const Chain& chain, const std::string& label) {
   for (const auto& f : fields) {
     const auto& values = chain.*(f.member);
     const std::size_t expected = f.length_is_l_plus_1 ? L + 1 : L;
+    if (f.may_be_empty && values.empty()) continue;
     if (values.size() != expected)
       throw Error(fmt::format("[chain {}] {} has {} entries, expected {} = {}", label, f.name, values.size(),
                               f.length_is_l_plus_1 ? "L+1" : "L", expected));
@@ -69,7 +73,8 @@ void Chain::validate() const { validate_as(*this, name.empty() ? std::string("un
 nlohmann::json Chain::to_json() const {
   nlohmann::json j = nlohmann::json::object();
   if (!name.empty()) j["name"] = name;
-  for (const auto& f : fields) j[f.name] = this->*(f.member);
+  for (const auto& f : fields)
+    if (!(f.may_be_empty && (this->*(f.member)).empty())) j[f.name] = this->*(f.member);
   return j;
 }
 
@@ -81,7 +86,7 @@ Chain Chain::from_json(const nlohmann::json& json, const std::string& source) {
     bool known = it.key() == "name";
     for (const auto& f : fields) known = known || it.key() == f.name;
     if (!known)
-      throw Error(fmt::format("[chain {}] unknown field '{}' (expected name, fw, bw, cw, cbw, ftmp, btmp)", source,
+      throw Error(fmt::format("[chain {}] unknown field '{}' (expected name, fw, bw, cw, cbw, ftmp, btmp, fdrop)", source,
                               it.key()));
   }
   Chain chain;
@@ -171,7 +176,7 @@ Chain Chain::in_slots(std::int64_t slot_bytes) const {
   validate();
   if (slot_bytes < 1) throw Error(fmt::format("[chain {}] slot size {} bytes: must be >= 1", name, slot_bytes));
   Chain c = *this;
-  for (auto* field : {&c.cw, &c.cbw, &c.ftmp, &c.btmp})
+  for (auto* field : {&c.cw, &c.cbw, &c.ftmp, &c.btmp, &c.fdrop})
     for (auto& v : *field) v = ceil_div(v, slot_bytes);
   return c;
 }

@@ -9,12 +9,19 @@
 //                    stage i-1 ran taped (it includes x(i))
 //   ftmp[i] (i < L)  temporary memory during the forward of stage i
 //   btmp[i] (i <= L) temporary memory during the backward of stage i
+//   fdrop[i] (i < L, optional) the most memory F_n i holds while it runs when it drops
+//                    a plain x(i): x(i) until its last read, x(i+1) and temporaries.
+//                    The rotor model has x(i) live throughout, cw[i] + cw[i+1] + ftmp[i],
+//                    which is the default and the upper limit (a larger value is capped).
+//                    A recorded tape frees x(i) as soon as the stage no longer reads it,
+//                    so chain_view() fills this in.
 // Budgets count x(0). Chain files are JSON objects with these integer arrays and
 // an optional "name"; "uniform:n=N" is fw=1, bw=2, cw=1, cbw=2, no temporaries, bw[L]=0.
 #pragma once
 
 #include "autodiff/tensor.hpp"
 
+#include <algorithm>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
@@ -24,8 +31,15 @@ namespace remat {
 struct Chain {
   std::string name;
   std::vector<std::int64_t> fw, bw, cw, cbw, ftmp, btmp;
+  std::vector<std::int64_t> fdrop;  // empty: the rotor model
 
   int length() const { return static_cast<int>(fw.size()); }  // L
+  // The transient of F_n i dropping a plain x(i) (see fdrop above), for i < L.
+  std::int64_t forward_drop_peak(int i) const {
+    const auto u = static_cast<std::size_t>(i);
+    const std::int64_t rotor = cw[u] + cw[u + 1] + ftmp[u];
+    return fdrop.empty() ? rotor : std::min(rotor, fdrop[u]);
+  }
   // Throws Error "[chain <name>] ..." when array lengths or values are inconsistent.
   void validate() const;
   nlohmann::json to_json() const;

@@ -1,45 +1,82 @@
 // Contract: cutting a tape into a chain, stage costs, and lowering (see chain_view.hpp).
 #include "strategies/chain_view.hpp"
 
-#include "autodiff/cpu/cpu_backend.hpp"
+#include "autodiff/memory_policy.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 
 namespace remat {
 namespace {
 
-// Roofline time of a node in nanoseconds: 20 GFLOP/s and 10 GB/s, at least 1.
-std::int64_t analytic_time(const Tape& tape, const Node& n) {
-  if (n.kind != NodeKind::op) return std::max<std::int64_t>(1, static_cast<std::int64_t>(n.meta.bytes() / 10));
-  std::vector<TensorMeta> metas;
-  for (int in : n.inputs) metas.push_back(tape.node(in).meta);
-  Cost c = n.op->cost(metas, n.meta);
-  double ns = std::max(c.flops / 20.0, (c.bytes_read + c.bytes_written) / 10.0);
-  return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(ns)));
-}
-
 std::int64_t bytes_of(const Tape& tape, int id) { return static_cast<std::int64_t>(tape.node(id).meta.bytes()); }
 
-bool receives_gradient(const Tape& tape, const Node& consumer, std::size_t slot) {
-  return tape.node(consumer.inputs[slot]).requires_grad && consumer.op->differentiable_input(slot);
+// The most bytes a forward of a stage holds, relative to what was live before it,
+// when `kept` values stay after it (every other value is freed after its last read
+// within the stage, as insert_frees() places the frees).
+// With `input` >= 0 (F_n dropping x(i)), the input counts too, until its last read.
+std::int64_t forward_peak(const Tape& tape, const std::vector<int>& nodes, const std::vector<int>& stage_of, int stage,
+                          const std::set<int>& kept, int input = -1) {
+  std::map<int, int> reads;  // remaining reads of each stage value by later stage nodes
+  int input_reads = 0;
+  for (int id : nodes)
+    for (int in : tape.node(id).inputs) {
+      if (stage_of[static_cast<std::size_t>(in)] == stage) ++reads[in];
+      if (in == input) ++input_reads;
+    }
+  std::int64_t live = input >= 0 ? bytes_of(tape, input) : 0, peak = live;
+  for (int id : nodes) {
+    const InstructionBytes b = compute_bytes(tape, id);
+    peak = std::max(peak, live + static_cast<std::int64_t>(b.peak_extra));
+    live += b.stays;
+    std::set<int> seen;
+    for (int in : tape.node(id).inputs)
+      if (stage_of[static_cast<std::size_t>(in)] == stage && seen.insert(in).second) {
+        reads[in] -= static_cast<int>(std::count(tape.node(id).inputs.begin(), tape.node(id).inputs.end(), in));
+        if (reads[in] == 0 && !kept.count(in)) live -= bytes_of(tape, in);
+      }
+    if (input >= 0 && input_reads > 0) {
+      input_reads -= static_cast<int>(std::count(tape.node(id).inputs.begin(), tape.node(id).inputs.end(), input));
+      if (input_reads == 0) live -= bytes_of(tape, input);
+    }
+    if (reads[id] == 0 && !kept.count(id)) live -= bytes_of(tape, id);
+  }
+  return peak;
+}
+
+// The most bytes the backward of a stage holds beyond what is live before it, given
+// which gradients exist when it starts; saved values of the stage (`saved`) are freed
+// after their last read within it, the stage's internal gradients after their vjp.
+std::int64_t backward_peak(const Tape& tape, const std::vector<int>& backward, const std::set<int>& saved,
+                           std::vector<bool> has_gradient) {
+  std::map<int, int> reads;
+  for (int b : backward)
+    for (int s : saved_for_backward(tape, b))
+      if (saved.count(s)) ++reads[s];
+  std::int64_t delta = 0, peak = 0;
+  for (int b : backward) {
+    const InstructionBytes need = backward_bytes(tape, b, has_gradient);
+    peak = std::max(peak, delta + static_cast<std::int64_t>(need.peak_extra));
+    delta += need.stays;
+    mark_gradients(tape, b, has_gradient);
+    // b's own gradient is read by nothing after its vjp (for x(i+1), that is delta(i+1)
+    // of the baseline; for an internal value, a gradient this stage allocated).
+    delta -= bytes_of(tape, b);
+    has_gradient[static_cast<std::size_t>(b)] = false;
+    for (int s : saved_for_backward(tape, b))
+      if (saved.count(s) && --reads[s] == 0) delta -= bytes_of(tape, s);
+  }
+  return peak;
 }
 
 }  // namespace
 
-std::int64_t analytic_node_time(const Tape& tape, int node) { return analytic_time(tape, tape.node(node)); }
-
 std::int64_t analytic_program_time(const Tape& tape, const Program& program) {
-  std::int64_t t = 0;
-  for (const auto& ins : program.instructions) {
-    if (ins.kind == InstructionKind::compute && tape.node(ins.node).kind != NodeKind::parameter)
-      t += analytic_node_time(tape, ins.node);
-    if (ins.kind == InstructionKind::backward) t += 2 * analytic_node_time(tape, ins.node);
-  }
-  return t;
+  return program_time(tape, program, analytic_node_costs(tape));
 }
 
 ChainView chain_view(const Tape& tape, int loss, const ChainViewOptions& options) {
@@ -102,10 +139,11 @@ ChainView chain_view(const Tape& tape, int loss, const ChainViewOptions& options
 
   ChainView view;
   view.loss = loss;
-  bool input_is_boundary = tape.node(order[0]).kind == NodeKind::placeholder && is_cut[0] &&
-                           (cuts.empty() || cuts[0] > 0);
-  view.boundary.push_back(input_is_boundary ? order[0] : -1);
-  int begin = input_is_boundary ? 1 : 0;
+  // Placeholders are never held as x(0): a binding is data, so every forward of the
+  // stage that reads it copies it in again (as budget-greedy re-binds an evicted
+  // input), and between forwards it takes no memory. The chain's x(0) is empty.
+  view.boundary.push_back(-1);
+  int begin = 0;
   for (int c : cuts) {
     std::vector<int> nodes(order.begin() + begin, order.begin() + c + 1);
     view.stage_nodes.push_back(std::move(nodes));
@@ -123,28 +161,24 @@ ChainView chain_view(const Tape& tape, int loss, const ChainViewOptions& options
   for (int id : forward_order(tape, loss))
     if (tape.node(id).kind == NodeKind::parameter) view.grad_targets.push_back(id);
 
-  // Per-node times.
-  std::vector<std::int64_t> fw_time(tape.size(), 0), bw_time(tape.size(), 0);
-  if (options.costs == CostSource::measured) {
-    if (!options.bindings) throw Error("[chain] measured costs need input bindings for a profiled run");
-    Program p = store_all_program(tape, loss);
-    CpuBackend cpu;
-    Executor ex(tape, cpu);
-    RunOptions ro;
-    ro.record_times = true;
-    ex.run(p, *options.bindings, ro);  // warm-up
-    StepReport r = ex.run(p, *options.bindings, ro).report;
-    for (std::size_t k = 0; k < p.instructions.size(); ++k) {
-      const auto& ins = p.instructions[k];
-      auto ns = std::max<std::int64_t>(1, static_cast<std::int64_t>(r.instruction_seconds[k] * 1e9));
-      if (ins.kind == InstructionKind::compute) fw_time[static_cast<std::size_t>(ins.node)] = ns;
-      if (ins.kind == InstructionKind::backward) bw_time[static_cast<std::size_t>(ins.node)] = ns;
-    }
-  } else {
-    for (int id : order) {
-      fw_time[static_cast<std::size_t>(id)] = analytic_time(tape, tape.node(id));
-      bw_time[static_cast<std::size_t>(id)] = 2 * fw_time[static_cast<std::size_t>(id)];  // backward ~ 2x forward
-    }
+  NodeCosts analytic;
+  if (!options.costs) analytic = analytic_node_costs(tape);
+  const NodeCosts& costs = options.costs ? *options.costs : analytic;
+  if (costs.forward_ns.size() != tape.size() || costs.backward_ns.size() != tape.size())
+    throw Error(fmt::format("[chain] the cost table has {} entries; the tape has {} nodes", costs.forward_ns.size(),
+                            tape.size()));
+
+  // Which nodes have a gradient when B i starts: every input a backward of a later stage
+  // wrote (the reverse sweep runs B L-1 .. B 0 in this order).
+  std::vector<bool> grad_before(tape.size(), false);
+  std::vector<std::vector<bool>> gradients_at(static_cast<std::size_t>(L));
+  for (int i = L - 1; i >= 0; --i) {
+    std::vector<bool> at = grad_before;
+    at[static_cast<std::size_t>(view.boundary[static_cast<std::size_t>(i + 1)])] = true;  // delta(i+1)
+    gradients_at[static_cast<std::size_t>(i)] = at;
+    for (int b : view.stage_backward[static_cast<std::size_t>(i)]) mark_gradients(tape, b, grad_before);
+    // gradients of the stage's own values are freed within it; only x(i) and parameters carry over
+    for (int id : view.stage_nodes[static_cast<std::size_t>(i)]) grad_before[static_cast<std::size_t>(id)] = false;
   }
 
   Chain& ch = view.chain;
@@ -152,42 +186,33 @@ ChainView chain_view(const Tape& tape, int loss, const ChainViewOptions& options
   ch.cw.push_back(view.boundary[0] >= 0 ? bytes_of(tape, view.boundary[0]) : 0);
   ch.cbw.push_back(ch.cw[0]);
   for (int i = 0; i < L; ++i) {
-    const auto& nodes = view.stage_nodes[static_cast<std::size_t>(i)];
-    const int out = view.boundary[static_cast<std::size_t>(i + 1)];
-    std::int64_t fw = 0, bw = 0, all_outputs = 0, fw_ws = 0, bw_extra = 0, grads = 0;
+    const auto u = static_cast<std::size_t>(i);
+    const auto& nodes = view.stage_nodes[u];
+    const int out = view.boundary[u + 1];
+    std::int64_t fw = 0, bw = 0;
     std::set<int> saved{out};
-    for (int id : nodes) {
-      const Node& n = tape.node(id);
-      fw += fw_time[static_cast<std::size_t>(id)];
-      all_outputs += bytes_of(tape, id);
-      if (n.kind != NodeKind::op) continue;
-      std::vector<TensorMeta> metas;
-      for (int in : n.inputs) metas.push_back(tape.node(in).meta);
-      fw_ws = std::max(fw_ws, static_cast<std::int64_t>(n.op->forward_workspace_bytes(metas, n.meta)));
-    }
-    for (int id : view.stage_backward[static_cast<std::size_t>(i)]) {
-      const Node& n = tape.node(id);
-      bw += bw_time[static_cast<std::size_t>(id)];
+    for (int id : nodes) fw += costs.forward(id);
+    for (int id : view.stage_backward[u]) {
+      bw += costs.backward(id);
       for (int s : saved_for_backward(tape, id))
         if (stage_of[static_cast<std::size_t>(s)] == i) saved.insert(s);
-      std::vector<TensorMeta> metas;
-      std::int64_t temporaries = 0;
-      for (std::size_t k = 0; k < n.inputs.size(); ++k) {
-        metas.push_back(tape.node(n.inputs[k]).meta);
-        if (receives_gradient(tape, n, k) && tape.node(n.inputs[k]).kind != NodeKind::parameter)
-          temporaries += bytes_of(tape, n.inputs[k]);
-      }
-      bw_extra = std::max(bw_extra, temporaries + static_cast<std::int64_t>(n.op->vjp_workspace_bytes(metas, n.meta)));
-      if (id != out) grads += bytes_of(tape, id);
     }
     std::int64_t saved_bytes = 0;
     for (int s : saved) saved_bytes += bytes_of(tape, s);
+    const std::int64_t out_bytes = bytes_of(tape, out);
+    const std::int64_t plain = forward_peak(tape, nodes, stage_of, i, {out}) - out_bytes;
+    const std::int64_t taped = forward_peak(tape, nodes, stage_of, i, saved) - saved_bytes;
+    const std::int64_t input_bytes = ch.cw[u];
+    const std::int64_t back = backward_peak(tape, view.stage_backward[u], saved, gradients_at[u]) - input_bytes;
     ch.fw.push_back(fw);
     ch.bw.push_back(bw);
-    ch.cw.push_back(bytes_of(tape, out));
+    ch.cw.push_back(out_bytes);
     ch.cbw.push_back(saved_bytes);
-    ch.ftmp.push_back(all_outputs - bytes_of(tape, out) + fw_ws);
-    ch.btmp.push_back(grads + bw_extra);
+    ch.ftmp.push_back(std::max<std::int64_t>({0, plain, taped}));
+    const int input = view.boundary[u];
+    ch.fdrop.push_back(input >= 0 ? forward_peak(tape, nodes, stage_of, i, {out}, input)
+                                  : out_bytes + ch.ftmp.back());
+    ch.btmp.push_back(std::max<std::int64_t>(0, back));
   }
   ch.bw.push_back(0);    // the loss stage: seeding its gradient costs nothing
   ch.btmp.push_back(0);

@@ -8,7 +8,9 @@
 //   l = i: fw[i] + bw[i] if m >= max(cw[i+1] + cbw[i+1] + ftmp[i],
 //                                    cw[i] + cw[i+1] + cbw[i+1] + btmp[i]).
 //   l > i: infinite if m < mmin = max(cw[l+1] + cw[i+1] + ftmp[i],
-//                                     cw[l+1] + max_{i<j<l} (cw[j] + cw[j+1] + ftmp[j]));
+//                                     cw[l+1] + max_{i<j<l} fdrop[j]);
+//          (fdrop[j] = cw[j] + cw[j+1] + ftmp[j] in the rotor model; a tape's chain view
+//          sets it lower when x(j) dies inside the stage: Chain::forward_drop_peak)
 //          else the least of
 //          leaf checkpoint at j, i < j <= l, m >= cw[j]:
 //              sum(fw[i..j-1]) + opt[m - cw[j]][j][l] + opt[m][i][j-1]
@@ -47,6 +49,9 @@
 // faster on heterogeneous chains; optimal_tests.cpp measures both searches.
 #include "strategies/stage_schedules.hpp"
 
+#include "strategies/chain_planner.hpp"
+#include "strategies/planning.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -61,9 +66,10 @@ constexpr std::int64_t INF = std::numeric_limits<std::int64_t>::max() / 4;
 // The chain's arrays extended to the loss: fw, ftmp, bw, btmp on 0..L; cw, cbw on 0..L+1.
 struct Ext {
   int L = 0;
-  std::vector<std::int64_t> fw, bw, cw, cbw, ftmp, btmp, fw_prefix;
+  std::vector<std::int64_t> fw, bw, cw, cbw, ftmp, btmp, fdrop, fw_prefix;
   explicit Ext(const Chain& c)
       : L(c.length()), fw(c.fw), bw(c.bw), cw(c.cw), cbw(c.cbw), ftmp(c.ftmp), btmp(c.btmp) {
+    for (int i = 0; i < L; ++i) fdrop.push_back(c.forward_drop_peak(i));
     fw.push_back(0);
     ftmp.push_back(0);
     cw.push_back(0);
@@ -76,7 +82,7 @@ struct Ext {
   }
   std::int64_t mmin(int i, int l) const {  // l > i
     std::int64_t m = cw[l + 1] + cw[i + 1] + ftmp[i];
-    for (int j = i + 1; j < l; ++j) m = std::max(m, cw[l + 1] + cw[j] + cw[j + 1] + ftmp[j]);
+    for (int j = i + 1; j < l; ++j) m = std::max(m, cw[l + 1] + fdrop[j]);  // F_n j, dropping x(j)
     return m;
   }
   // chain checkpoint at i for [i..l]: F_all i beside delta(l+1), B i beside delta(i+1).
@@ -274,6 +280,163 @@ OptimalPlan optimal_plan(const Chain& chain, std::int64_t budget, int slot_count
 
 Schedule optimal_schedule(const Chain& chain, std::int64_t budget, int slot_count) {
   return optimal_plan(chain, budget, slot_count).schedule;
+}
+
+double optimal_table_bytes(int stages, std::int64_t width) {
+  const double N = static_cast<double>(stages) + 1;
+  return 8.0 * N * (N + 1) / 2 * static_cast<double>(width);
+}
+
+std::vector<OptimalPlan> optimal_plans_up_to(const Chain& chain, std::int64_t max_budget) {
+  chain.validate();
+  const Ext e(chain);
+  const std::int64_t need = min_memory(e);
+  std::vector<OptimalPlan> plans;
+  if (max_budget < need) return plans;
+  const std::int64_t mx = max_budget - e.cw[0];
+  const Table table(e, mx);
+  std::int64_t last = INF;
+  for (std::int64_t m = need - e.cw[0]; m <= mx; ++m) {
+    const std::int64_t value = table.at(0, e.L, m);
+    if (value >= last) continue;
+    last = value;
+    OptimalPlan plan;
+    plan.makespan = value;
+    plan.budget_slots = m + e.cw[0];
+    plan.slot_bytes = 1;
+    table.rebuild(0, e.L, m, plan.schedule.actions);
+    plans.push_back(std::move(plan));
+  }
+  return plans;
+}
+
+// ---- the strategy ----
+namespace {
+
+constexpr double table_limit_bytes = 2.0 * (1u << 30);  // the most a DP table may take
+
+std::string units_text(std::int64_t units, std::int64_t slot) {
+  return slot == 1 ? fmt::format("{}", units) : fmt::format("{} slots of {}", units, slot);
+}
+
+class OptimalStrategy final : public ChainPlanner {
+ public:
+  using ChainPlanner::ChainPlanner;
+  std::string name() const override { return "optimal"; }
+
+  // A chain file: the DP in the chain's own units (exact) whenever its table fits in
+  // table_limit_bytes; beyond that (or with --dp-slots) sizes are rounded up to slots,
+  // and the plan carries the cost a DP rounding sizes down would reach: the exact
+  // optimum lies between the two.
+  StagePlan plan_chain(const Chain& chain, const Budget& budget) const override {
+    chain.validate();
+    const std::int64_t need = optimal_min_budget_units(chain);
+    const std::int64_t full = simulate_schedule(chain, store_all_schedule(chain)).peak_memory;
+    const std::int64_t B = budget.bytes ? static_cast<std::int64_t>(std::min<std::size_t>(*budget.bytes, std::size_t{1} << 62))
+                                        : std::max(full, need);
+    if (B < need)
+      throw InfeasibleBudget(fmt::format("[optimal] budget {} is infeasible for chain {}; the smallest feasible budget is {}",
+                                         B, chain.name, need),
+                             static_cast<std::size_t>(need));
+    const int L = chain.length();
+    std::int64_t width = B - chain.cw[0] + 1;
+    std::int64_t slot = 1;
+    if (options_.dp_slots) {
+      if (*options_.dp_slots < 1) throw Error("[optimal] --dp-slots must be at least 1");
+      slot = std::max<std::int64_t>(1, (width + *options_.dp_slots - 1) / *options_.dp_slots);
+    }
+    while (optimal_table_bytes(L, width / slot + 1) > table_limit_bytes) slot *= 2;
+    StagePlan plan;
+    if (slot == 1) {
+      OptimalPlan p = optimal_plan_units(chain, B);
+      plan.schedule = std::move(p.schedule);
+      plan.stats = simulate_schedule(chain, plan.schedule);
+      plan.note = fmt::format("DP in the chain's exact units (table {:.1f} MiB)", optimal_table_bytes(L, width) / (1 << 20));
+      return plan;
+    }
+    // Rounded: sizes up to slots (a valid plan), and down (a bound on the exact optimum).
+    const Chain up = chain.in_slots(slot);
+    const std::int64_t budget_slots = B / slot;
+    const std::int64_t need_up = optimal_min_budget_units(up);
+    if (budget_slots < need_up)
+      throw InfeasibleBudget(fmt::format("[optimal] budget {} is infeasible for chain {} after rounding sizes to slots of "
+                                         "{} (it needs {} slots, {} available); give a larger budget or more --dp-slots",
+                                         B, chain.name, slot, need_up, budget_slots),
+                             static_cast<std::size_t>(need_up * slot));
+    OptimalPlan p = optimal_plan_units(up, budget_slots);
+    plan.schedule = std::move(p.schedule);
+    plan.stats = simulate_schedule(chain, plan.schedule);
+    Chain down = chain;
+    for (auto* f : {&down.cw, &down.cbw, &down.ftmp, &down.btmp})
+      for (auto& v : *f) v /= slot;
+    std::int64_t bound = -1;
+    try {
+      bound = optimal_plan_units(down, (B + slot - 1) / slot).makespan;
+    } catch (const InfeasibleBudget&) {
+    }
+    plan.note = fmt::format("DP in slots of {} units (the exact table would need {:.1f} GiB): makespan {}, and no "
+                            "schedule is faster than {} (rounding may cost at most {})",
+                            slot, optimal_table_bytes(L, width) / (1 << 30), plan.stats.makespan, bound,
+                            bound >= 0 ? plan.stats.makespan - bound : plan.stats.makespan);
+    return plan;
+  }
+
+ protected:
+  // A tape: the DP's schedule at every internal budget of one table (sizes rounded up
+  // to slots of 1/dp_slots of store-all's stage peak), revolve's, sqrt's and Chen's
+  // schedules, then store-all; the fastest whose simulated peak fits wins.
+  std::vector<NamedSchedule> family(const Chain& chain, bool budgeted) const override {
+    if (!budgeted) return {{"store-all: the least time at store-all's memory", store_all_schedule(chain)}};
+    const int W = options_.dp_slots.value_or(1000);
+    if (W < 1) throw Error("[optimal] --dp-slots must be at least 1");
+    const std::int64_t full = simulate_schedule(chain, store_all_schedule(chain)).peak_memory;
+    const std::int64_t slot = std::max<std::int64_t>(1, (full + W - 1) / W);
+    const Chain slotted = chain.in_slots(slot);
+    const std::int64_t top = simulate_schedule(slotted, store_all_schedule(slotted)).peak_memory;
+    if (optimal_table_bytes(chain.length(), top - slotted.cw[0] + 1) > table_limit_bytes)
+      throw Error(fmt::format("[optimal] the DP table for {} stages and {} memory slots needs {:.1f} GiB (at most {:.0f} "
+                              "GiB): give fewer --dp-slots",
+                              chain.length(), top, optimal_table_bytes(chain.length(), top) / (1 << 30),
+                              table_limit_bytes / (1 << 30)));
+    std::vector<NamedSchedule> out;
+    for (auto& p : optimal_plans_up_to(slotted, top))
+      out.push_back({fmt::format("DP at internal budget {}", bytes_text(static_cast<std::size_t>(p.budget_slots * slot))),
+                     std::move(p.schedule)});
+    for (int s : revolve_slot_family(chain.length()))
+      out.push_back({fmt::format("revolve, {} slots", s), revolve_schedule(chain, s)});
+    out.push_back({"sqrt segments", sqrt_schedule(chain)});
+    for (const auto& starts : chen_segmentation_family(chain))
+      out.push_back({fmt::format("Chen segmentation, {} segments", starts.size()), segments_schedule_at(chain, starts)});
+    return out;
+  }
+
+  // Budget-greedy's plan, when greedy accepts the budget: the DP is optimal among
+  // persistent stage schedules, and node-level eviction sometimes beats every one of
+  // them (it may recompute x(i) between the vjps of stage i, or drop a checkpoint and
+  // rebuild it); optimal then returns that plan, and says so. Greedy's acceptance is
+  // monotone with the least peak it reports (budget_greedy.cpp), so this family keeps
+  // the acceptance rule of planning.hpp.
+  void add_candidates(const PlanRequest& request, const NodeCosts& costs, CandidateSearch& search) const override {
+    if (!request.budget.bytes) return;
+    StrategyOptions greedy_options;
+    greedy_options.heuristic = "dtr";
+    try {
+      PlanReport g = make_greedy_strategy(greedy_options)->plan_report(request);
+      Candidate c;
+      c.setting = "budget-greedy (dtr) plan: faster than every persistent stage schedule";
+      c.planned_time = program_time(request.tape, g.program, costs);
+      c.lower = [p = std::move(g.program)] { return p; };
+      search.add(std::move(c));
+    } catch (const InfeasibleBudget& e) {
+      search.note_refused_member(e.min_feasible_bytes);
+    }
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<RematStrategy> make_optimal_strategy(const StrategyOptions& o) {
+  return std::make_unique<OptimalStrategy>(o);
 }
 
 }  // namespace remat

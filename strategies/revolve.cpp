@@ -20,9 +20,12 @@
 //    is a peak of at most s + 5 (s + 1 x's of 1, xbar of 2, delta(i+1) and delta(i)).
 #include "strategies/stage_schedules.hpp"
 
+#include "strategies/chain_planner.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 
 namespace remat {
 
@@ -142,6 +145,12 @@ std::int64_t revolve_peak_memory(const Chain& chain, int slots) {
   return simulate_schedule(chain, revolve_schedule(chain, slots)).peak_memory;
 }
 
+std::vector<int> revolve_slot_family(int L) {
+  std::vector<int> out;
+  for (int s = 1; s <= L; s = (L <= 256 || s < 64) ? s + 1 : std::max(s + 1, s + s / 4)) out.push_back(s);
+  return out;
+}
+
 int revolve_slots_for_budget(const Chain& chain, std::int64_t budget) {
   chain.validate();
   const int L = chain.length();
@@ -159,6 +168,45 @@ int revolve_slots_for_budget(const Chain& chain, std::int64_t budget) {
     else hi = mid - 1;
   }
   return lo;
+}
+
+// ---- the strategy ----
+namespace {
+
+class RevolveStrategy final : public ChainPlanner {
+ public:
+  using ChainPlanner::ChainPlanner;
+  std::string name() const override { return "revolve"; }
+
+ protected:
+  // --slots s: that schedule. No budget: Griewank and Walther's adjust(), about log4(L)
+  // slots. A budget: every s in 1..L (past 256 stages: 1..64 and then every 25% more),
+  // the fastest that fits.
+  std::vector<NamedSchedule> family(const Chain& chain, bool budgeted) const override {
+    const int L = chain.length();
+    auto named = [&](int s) { return NamedSchedule{fmt::format("{} slot{}", s, s == 1 ? "" : "s"), revolve_schedule(chain, s)}; };
+    if (options_.slots) {
+      const int s = *options_.slots;
+      if (s < 1 || s > L)
+        throw Error(fmt::format("[revolve] --slots = {} must be in 1..{} (slot 0 holds x(0); the chain has {} stages, so "
+                                "more slots than stages are never used)",
+                                s, L, L));
+      return {named(s)};
+    }
+    if (!budgeted) {
+      int s = std::max(1, static_cast<int>(std::ceil(std::log(static_cast<double>(L)) / std::log(4.0))));
+      return {named(std::min(s, L))};
+    }
+    std::vector<NamedSchedule> out;
+    for (int s : revolve_slot_family(L)) out.push_back(named(s));
+    return out;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<RematStrategy> make_revolve_strategy(const StrategyOptions& o) {
+  return std::make_unique<RevolveStrategy>(o);
 }
 
 }  // namespace remat

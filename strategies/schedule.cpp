@@ -9,7 +9,9 @@
 // x(j) is available when x_plain[j] or xbar[j]. Initially x_plain[0] is set and
 // counts against the budget. Per action (mem = live bytes before it):
 //   F_ck i   needs x(i); sets x_plain[i+1]; keeps x(i).        peak mem + cw[i+1] + ftmp[i]
-//   F_n i    as F_ck, then clears x_plain[i] (never xbar[i]).   peak mem + cw[i+1] + ftmp[i]
+//   F_n i    as F_ck, then clears x_plain[i] (never xbar[i]).   peak mem + cw[i+1] + ftmp[i],
+//            or, when it drops a plain x(i) no tape holds, mem - cw[i] + fdrop[i]
+//            (Chain::forward_drop_peak: x(i) dies at its last read in the stage)
 //   F_all i  needs x(i); sets xbar[i+1] (dropping x_plain[i+1], which it
 //            includes); keeps x(i).                              peak mem + cbw[i+1] + ftmp[i]
 //   B i<L    needs xbar[i+1], delta[i+1] and x(i) (the backward of a stage reads
@@ -104,10 +106,13 @@ ScheduleStats simulate_schedule(const Chain& chain, const Schedule& schedule) {
         } else {
           if (avail(i + 1)) fail(fmt::format("x({}) is already available", i + 1));
           if (i + 1 > next_back) fail(fmt::format("x({}) is no longer needed: stage {} was back-propagated", i + 1, i + 1));
-          transient = mem + cw(i + 1) + ftmp(i);
+          const bool drops = a.kind == StageActionKind::forward_none && x_plain[i];
+          // Dropping a plain x(i) (and no tape holds it): x(i) lives only until its last
+          // read inside the stage (Chain::forward_drop_peak).
+          transient = drops && !xbar[i] ? mem - cw(i) + chain.forward_drop_peak(i) : mem + cw(i + 1) + ftmp(i);
           mem += cw(i + 1);
           x_plain[i + 1] = 1;
-          if (a.kind == StageActionKind::forward_none && x_plain[i]) {
+          if (drops) {
             x_plain[i] = 0;
             mem -= cw(i);
           }

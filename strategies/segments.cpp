@@ -23,6 +23,8 @@
 //    those with peak <= budget, else InfeasibleBudget with the least peak seen.
 #include "strategies/stage_schedules.hpp"
 
+#include "strategies/chain_planner.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -77,14 +79,11 @@ Schedule sqrt_schedule(const Chain& chain) {
   return segments_schedule(chain, k);
 }
 
-Schedule chen_greedy_schedule(const Chain& chain, std::int64_t budget) {
+std::vector<std::vector<int>> chen_segmentations(const Chain& chain) {
   chain.validate();
   const int L = chain.length();
   std::set<std::vector<int>> seen;
-  Schedule best;
-  bool found = false;
-  std::int64_t best_peak = 0, best_makespan = 0, least_peak = -1;
-  std::size_t best_segments = 0;
+  std::vector<std::vector<int>> out;
   for (const auto* sizes : {&chain.cw, &chain.cbw}) {
     std::vector<std::int64_t> thresholds{-1};
     if (L <= 128) {
@@ -110,22 +109,41 @@ Schedule chen_greedy_schedule(const Chain& chain, std::int64_t budget) {
           running = 0;
         }
       }
-      if (!seen.insert(starts).second) continue;
-      Schedule schedule = segments_schedule_at(chain, starts);
-      const ScheduleStats stats = simulate_schedule(chain, schedule);
-      least_peak = least_peak < 0 ? stats.peak_memory : std::min(least_peak, stats.peak_memory);
-      if (stats.peak_memory > budget) continue;
-      const bool better =
-          !found || stats.peak_memory < best_peak ||
-          (stats.peak_memory == best_peak &&
-           (stats.makespan < best_makespan || (stats.makespan == best_makespan && starts.size() < best_segments)));
-      if (better) {
-        found = true;
-        best = std::move(schedule);
-        best_peak = stats.peak_memory;
-        best_makespan = stats.makespan;
-        best_segments = starts.size();
-      }
+      if (seen.insert(starts).second) out.push_back(std::move(starts));
+    }
+  }
+  return out;
+}
+
+std::vector<std::vector<int>> chen_segmentation_family(const Chain& chain, std::size_t cap) {
+  auto all = chen_segmentations(chain);
+  if (all.size() <= cap || cap < 2) return all;
+  std::vector<std::vector<int>> out;
+  const std::size_t n = all.size();
+  for (std::size_t t = 0; t < cap; ++t) out.push_back(all[t * (n - 1) / (cap - 1)]);
+  return out;
+}
+
+Schedule chen_greedy_schedule(const Chain& chain, std::int64_t budget) {
+  Schedule best;
+  bool found = false;
+  std::int64_t best_peak = 0, best_makespan = 0, least_peak = -1;
+  std::size_t best_segments = 0;
+  for (const auto& starts : chen_segmentations(chain)) {
+    Schedule schedule = segments_schedule_at(chain, starts);
+    const ScheduleStats stats = simulate_schedule(chain, schedule);
+    least_peak = least_peak < 0 ? stats.peak_memory : std::min(least_peak, stats.peak_memory);
+    if (stats.peak_memory > budget) continue;
+    const bool better =
+        !found || stats.peak_memory < best_peak ||
+        (stats.peak_memory == best_peak &&
+         (stats.makespan < best_makespan || (stats.makespan == best_makespan && starts.size() < best_segments)));
+    if (better) {
+      found = true;
+      best = std::move(schedule);
+      best_peak = stats.peak_memory;
+      best_makespan = stats.makespan;
+      best_segments = starts.size();
     }
   }
   if (!found)
@@ -133,6 +151,102 @@ Schedule chen_greedy_schedule(const Chain& chain, std::int64_t budget) {
                                        "threshold search is {}", budget, chain.name, least_peak),
                            static_cast<std::size_t>(least_peak));
   return best;
+}
+
+// ---- the strategies of this family ----
+namespace {
+
+std::string segments_setting(const std::vector<int>& starts) {
+  return fmt::format("{} segment{}", starts.size(), starts.size() == 1 ? "" : "s");
+}
+
+class StoreAllStrategy final : public ChainPlanner {
+ public:
+  using ChainPlanner::ChainPlanner;
+  std::string name() const override { return "store-all"; }
+  // Store-all needs no chain: the plain reverse sweep works on any graph.
+  PlanReport plan_report(const PlanRequest& request) const override {
+    PlanReport report;
+    report.strategy = name();
+    report.setting = "every value kept";
+    report.program = store_all_program(request.tape, request.loss);
+    report.predicted = simulate(request.tape, report.program);
+    ++report.candidates_simulated;
+    // On a chain, the stage view of the same sweep (for reports and teaching); the
+    // Program is the plain reverse sweep, which any graph has.
+    try {
+      NodeCosts analytic;
+      if (!request.costs) analytic = analytic_node_costs(request.tape);
+      ChainViewOptions vo;
+      vo.costs = request.costs ? request.costs : &analytic;
+      vo.use_marks = request.use_marks;
+      auto view = std::make_shared<const ChainView>(chain_view(request.tape, request.loss, vo));
+      Schedule schedule = store_all_schedule(view->chain);
+      ScheduleStats stats = simulate_schedule(view->chain, schedule);
+      report.stage = StagePlan{view, std::move(schedule), std::move(stats), report.setting};
+    } catch (const Error&) {  // not a chain: no stage view
+    }
+    const std::size_t peak = report.predicted.peak_bytes;
+    if (request.budget.bytes && peak > *request.budget.bytes)
+      throw InfeasibleBudget(fmt::format("[store-all] budget {} bytes is below store-all's peak; the smallest "
+                                         "feasible budget is {} bytes",
+                                         *request.budget.bytes, peak),
+                             peak);
+    return report;
+  }
+
+ protected:
+  std::vector<NamedSchedule> family(const Chain& chain, bool) const override {
+    return {{"every value kept", store_all_schedule(chain)}};
+  }
+};
+
+class SqrtStrategy final : public ChainPlanner {
+ public:
+  using ChainPlanner::ChainPlanner;
+  std::string name() const override { return "sqrt"; }
+
+ protected:
+  std::vector<NamedSchedule> family(const Chain& chain, bool) const override {
+    const int L = chain.length();
+    if (options_.slots) {
+      const int k = *options_.slots;
+      if (k < 1 || k > L)
+        throw Error(fmt::format("[sqrt] --slots (segments) = {} must be in 1..{} (the chain has {} stages)", k, L, L));
+      return {{fmt::format("{} segments", k), segments_schedule(chain, k)}};
+    }
+    const int k = std::clamp(static_cast<int>(std::lround(std::sqrt(static_cast<double>(L)))), 1, L);
+    return {{fmt::format("{} segments (round(sqrt({})))", k, L), segments_schedule(chain, k)}};
+  }
+};
+
+class ChenGreedyStrategy final : public ChainPlanner {
+ public:
+  using ChainPlanner::ChainPlanner;
+  std::string name() const override { return "chen-greedy"; }
+
+ protected:
+  // Alg. 3's segmentations for every threshold (at most 256, evenly chosen, on tapes:
+  // each is simulated), the fastest that fits a budget, else the least memory.
+  std::vector<NamedSchedule> family(const Chain& chain, bool) const override {
+    std::vector<NamedSchedule> out;
+    for (const auto& starts : chen_segmentation_family(chain))
+      out.push_back({segments_setting(starts), segments_schedule_at(chain, starts)});
+    return out;
+  }
+  Preference preference(bool budgeted) const override {
+    return budgeted ? Preference::least_time : Preference::least_peak;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<RematStrategy> make_store_all_strategy(const StrategyOptions& o) {
+  return std::make_unique<StoreAllStrategy>(o);
+}
+std::unique_ptr<RematStrategy> make_sqrt_strategy(const StrategyOptions& o) { return std::make_unique<SqrtStrategy>(o); }
+std::unique_ptr<RematStrategy> make_chen_greedy_strategy(const StrategyOptions& o) {
+  return std::make_unique<ChenGreedyStrategy>(o);
 }
 
 }  // namespace remat

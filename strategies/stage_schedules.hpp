@@ -46,6 +46,12 @@ Schedule sqrt_schedule(const Chain& chain);
 // peak (ties: least makespan) among those with peak <= budget, else throws
 // InfeasibleBudget with the least peak seen.
 Schedule chen_greedy_schedule(const Chain& chain, std::int64_t budget);
+// The distinct segmentations (segment starts) of that threshold search, in the order
+// found (cw walk, then cbw walk; thresholds increasing).
+std::vector<std::vector<int>> chen_segmentations(const Chain& chain);
+// At most `cap` of them, evenly chosen (all when there are no more): the candidate
+// family of the chen-greedy strategy.
+std::vector<std::vector<int>> chen_segmentation_family(const Chain& chain, std::size_t cap = 256);
 
 // ---- Revolve (revolve.cpp) ----
 // beta(s, r) = C(s + r, s), saturated at 2^62; beta(s, -1) = 0.
@@ -69,6 +75,9 @@ std::vector<std::int64_t> revolve_forward_count_table(int max_n, int max_s);
 Schedule revolve_schedule(const Chain& chain, int slots);
 // The stage-model peak of revolve_schedule(chain, slots) (by simulate_schedule).
 std::int64_t revolve_peak_memory(const Chain& chain, int slots);
+// The slot counts the revolve strategy tries under a budget: 1..L, or past 256 stages
+// 1..64 and then every 25% more (the recomputations barely change there).
+std::vector<int> revolve_slot_family(int stages);
 // The most slots (fewest recomputations) in 1..L whose revolve peak fits `budget`;
 // throws InfeasibleBudget with the peak of 1 slot when even that does not fit.
 int revolve_slots_for_budget(const Chain& chain, std::int64_t budget);
@@ -92,6 +101,13 @@ std::int64_t optimal_min_budget_units(const Chain& chain);
 // rounding is too coarse is planned with b*'s slot size).
 OptimalPlan optimal_plan(const Chain& chain, std::int64_t budget, int slot_count);
 Schedule optimal_schedule(const Chain& chain, std::int64_t budget, int slot_count);
+// Every distinct optimum of one DP table over the chain's own units: for each budget
+// M in [optimal_min_budget_units, max_budget] where opt changes, the plan at the least
+// such M (by increasing budget, so by decreasing makespan). One table of width
+// max_budget - cw[0] + 1 serves them all.
+std::vector<OptimalPlan> optimal_plans_up_to(const Chain& chain, std::int64_t max_budget);
+// Bytes of the DP table for a chain of L stages and `width` memory values.
+double optimal_table_bytes(int stages, std::int64_t width);
 // The smallest byte budget optimal_plan(chain, budget, slot_count) accepts; throws
 // Error when no budget works with that many slots.
 std::int64_t optimal_min_budget(const Chain& chain, int slot_count);

@@ -1,14 +1,14 @@
-// Contract: the strategies remat ships and how to get one by name.
-//  - Chain strategies (store-all, sqrt, chen-greedy, revolve, optimal) produce a
-//    stage-level Schedule for a Chain (schedule()) and, for a tape, lower it to a
-//    Program through chain_view()/lower_schedule() (plan()).
-//  - greedy (budget_greedy.cpp) works on the node-level graph directly.
-// Every plan() returns a Program whose simulated peak is within the budget, or
-// throws InfeasibleBudget naming the smallest budget that would work.
+// Contract: the strategy registry, the one table of the strategies remat ships.
+// Each row names a strategy, says what it does, its setting when no option is given,
+// whether it plans stages of a chain or nodes of a graph, which options it reads, and
+// how to make it. make_strategy(), the CLI's help and option checks, compare's default
+// list, the tests' validity grids and the benchmarks all read this table: adding a
+// strategy is one file (its class and factory) plus one row in strategies.cpp.
+// Every strategy plans through planning.hpp (plan(strategy, request) -> PlanReport)
+// and is accepted on the simulated peak of its Program.
 #pragma once
 
-#include "autodiff/strategy.hpp"
-#include "strategies/chain_view.hpp"
+#include "strategies/planning.hpp"
 
 #include <memory>
 #include <optional>
@@ -20,27 +20,42 @@ namespace remat {
 struct StrategyOptions {
   std::optional<int> slots;          // revolve: checkpoint slots (slot 0 holds x(0)); sqrt: segments
   std::string heuristic = "dtr";     // greedy: dtr, dtr-eq, dtr-local, lru, size, msps
-  int dp_slots = 200;                // optimal: memory slots the budget is divided into
-  ChainViewOptions chain;            // how tapes are cut and costed
+  std::optional<int> dp_slots;       // optimal on a tape: memory slots of its DP (default 1000)
 };
 
-class ChainStrategy : public Strategy {
- public:
-  // The stage-level schedule for a chain under a budget (in the chain's memory units).
-  virtual Schedule schedule(const Chain& chain, const Budget& budget) const = 0;
-  Program plan(const Tape& tape, int loss, const Budget& budget) const override;
-  explicit ChainStrategy(StrategyOptions options) : options_(std::move(options)) {}
-  const StrategyOptions& options() const { return options_; }
+enum class StrategyLevel : std::uint8_t { chain, node };
+const char* strategy_level_name(StrategyLevel level);
 
- protected:
-  StrategyOptions options_;
+// Options a strategy reads (a given option no strategy of the command reads is refused).
+enum class StrategyOption : std::uint8_t { slots, heuristic, dp_slots };
+
+struct StrategyInfo {
+  std::string name;
+  std::string summary;          // one line, with the paper
+  std::string default_setting;  // what it does without options and without a budget
+  StrategyLevel level;
+  std::vector<StrategyOption> options;
+  std::unique_ptr<RematStrategy> (*make)(const StrategyOptions&);
+  bool uses(StrategyOption option) const;
 };
 
-std::unique_ptr<Strategy> make_strategy(const std::string& name, const StrategyOptions& options = {});
-const std::vector<std::string>& strategy_names();
+const std::vector<StrategyInfo>& strategy_registry();
+// The row of `name`; Error "[strategy] unknown strategy 'x'; expected one of: ..." otherwise.
+const StrategyInfo& strategy_info(const std::string& name);
+std::unique_ptr<RematStrategy> make_strategy(const std::string& name, const StrategyOptions& options = {});
+std::vector<std::string> strategy_names();
 const std::vector<std::string>& greedy_heuristics();
 
-// Node-level budget-greedy eviction (DTR); see budget_greedy.cpp.
+// The factories the registry rows call (one per strategy file).
+std::unique_ptr<RematStrategy> make_store_all_strategy(const StrategyOptions& options);
+std::unique_ptr<RematStrategy> make_sqrt_strategy(const StrategyOptions& options);
+std::unique_ptr<RematStrategy> make_chen_greedy_strategy(const StrategyOptions& options);
+std::unique_ptr<RematStrategy> make_revolve_strategy(const StrategyOptions& options);
+std::unique_ptr<RematStrategy> make_optimal_strategy(const StrategyOptions& options);
+std::unique_ptr<RematStrategy> make_greedy_strategy(const StrategyOptions& options);
+
+// Node-level budget-greedy eviction (DTR) at one internal budget, as the greedy
+// strategy runs it (budget_greedy.cpp); throws InfeasibleBudget when that budget fails.
 Program plan_budget_greedy(const Tape& tape, int loss, std::size_t budget, const std::string& heuristic);
 
 }  // namespace remat

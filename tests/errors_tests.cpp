@@ -11,6 +11,7 @@
 #include "gpu/cuda_backend.hpp"
 #include "cli_harness.hpp"
 #include "gradcheck.hpp"
+#include "strategies/budget.hpp"
 #include "strategies/strategies.hpp"
 #ifdef REMAT_HAVE_CLI
 #include "experiments/cli/commands.hpp"
@@ -165,19 +166,25 @@ TEST_CASE("errors: check_finite names the first node that produced NaN or Inf") 
 
 // ---- budgets: zero, negative, unparsable, too small ----
 
-TEST_CASE("errors: budgets that are zero, negative, unparsable or too large") {
-  CHECK(parse_budget("1048576") == 1048576);
-  CHECK(parse_budget("512KiB") == 512 * 1024);
-  CHECK(parse_budget("1.5GiB") == 1536ull * 1024 * 1024);
-  CHECK_THROWS_WITH_AS(parse_budget("0"), "[budget] '0' must be a positive number of bytes", Error);
-  CHECK_THROWS_WITH_AS(parse_budget("-64MiB"), "[budget] '-64MiB' must be a positive number of bytes", Error);
-  CHECK_THROWS_WITH_AS(parse_budget("nan"), "[budget] 'nan' must be a positive number of bytes", Error);
-  CHECK_THROWS_WITH_AS(parse_budget("inf"), "[budget] 'inf' must be a positive number of bytes", Error);
-  CHECK_THROWS_WITH_AS(parse_budget("1e30"), "[budget] '1e30' is too large", Error);
-  for (const char* text : {"", "abc", "12XB", "MiB", "64 MiB"}) {
-    CAPTURE(text);
-    CHECK_THROWS_WITH_AS(parse_budget(text),
-                         doctest::Contains(("cannot parse '" + std::string(text) + "': expected bytes such as").c_str()), Error);
+TEST_CASE("errors: budgets that are zero, negative, unparsable, bare fractions or too large") {
+  CHECK(*parse_budget("1048576").bytes == 1048576);
+  CHECK(*parse_budget("512KiB").bytes == 512 * 1024);
+  CHECK(*parse_budget("1.5GiB").bytes == 1536ull * 1024 * 1024);
+  CHECK(*parse_budget("60%").percent == 60.0);
+  CHECK(parse_budget("100%").resolve(14624) == 14624);  // exactly store-all's peak
+  CHECK(parse_budget("50%").resolve(1001) == 500);      // rounded down
+  CHECK(parse_budget("64MiB").resolve(1) == 64u << 20);
+  const std::string forms = "give bytes (1048576, 512KiB, 64MiB, 2GiB) or a percentage of store-all's peak (60%)";
+  struct Bad { const char* text; const char* why; };
+  for (Bad b : {Bad{"0", "must be at least one byte"}, Bad{"-64MiB", "must be positive"}, Bad{"nan", "cannot be parsed"},
+                Bad{"inf", "cannot be parsed"}, Bad{"1e30", "has an unknown unit 'e30'"}, Bad{"", "is empty"},
+                Bad{"abc", "cannot be parsed"}, Bad{"12XB", "has an unknown unit 'XB'"}, Bad{"MiB", "cannot be parsed"},
+                Bad{"64 MiB", "has an unknown unit ' MiB'"}, Bad{"0.5", "is a bare fraction, neither bytes nor a share"},
+                Bad{"0%", "must be positive"}, Bad{"x%", "is not a percentage"}, Bad{"99999999999%", "is too large"},
+                Bad{"9999999999GiB", "is too large (at most 2^62 bytes)"}}) {
+    CAPTURE(b.text);
+    CHECK_THROWS_WITH_AS(parse_budget(b.text), (std::string("[budget] '") + b.text + "' " + b.why + ": " + forms).c_str(),
+                         Error);
   }
 }
 
@@ -203,9 +210,7 @@ TEST_CASE("errors: every strategy refuses a zero or too-small budget, naming the
   // At the chain level as well, where budgets are in the chain's own units.
   StrategyOptions o;
   auto optimal = make_strategy("optimal", o);
-  auto* chain_strategy = dynamic_cast<ChainStrategy*>(optimal.get());
-  REQUIRE(chain_strategy);
-  CHECK_THROWS_WITH_AS(chain_strategy->schedule(Chain::uniform(10), Budget{0}),
+  CHECK_THROWS_WITH_AS(optimal->plan_chain(Chain::uniform(10), Budget{0}),
                        doctest::Contains("the smallest feasible budget is"), InfeasibleBudget);
 }
 
@@ -375,23 +380,36 @@ TEST_CASE("errors: the CLI turns bad input into exit code 2 and a message on std
       {{"plan", "--model", tiny, "--strategy", "greedy", "--heuristic", "oracle"}, "[greedy] unknown heuristic 'oracle'"},
       {{"plan", "--model", "vgg", "--strategy", "optimal"}, "[model] unknown model 'vgg'"},
       {{"run", "--model", "mlp:layers=0", "--strategy", "store-all"}, "[model mlp] layers=0 must be an integer"},
-      {{"plan", "--chain", "uniform:n=10", "--strategy", "revolve", "--budget", "0"}, "[budget] '0' must be a positive"},
-      {{"plan", "--chain", "uniform:n=10", "--strategy", "revolve", "--budget", "-5"}, "[budget] '-5' must be a positive"},
-      {{"run", "--model", tiny, "--strategy", "optimal", "--budget", "lots"}, "[budget] cannot parse 'lots'"},
-      {{"compare", "--model", tiny, "--budgets", "0.5,abc"}, "[budget] cannot parse 'abc'"},
+      {{"plan", "--chain", "uniform:n=10", "--strategy", "revolve", "--budget", "0"}, "[budget] '0' must be at least one byte"},
+      {{"plan", "--chain", "uniform:n=10", "--strategy", "revolve", "--budget", "-5"}, "[budget] '-5' must be positive"},
+      {{"run", "--model", tiny, "--strategy", "optimal", "--budget", "lots"}, "[budget] 'lots' cannot be parsed"},
+      {{"compare", "--model", tiny, "--budgets", "50%,abc"}, "[budget] 'abc' cannot be parsed"},
+      {{"compare", "--model", tiny, "--budgets", "0.5"}, "[budget] '0.5' is a bare fraction"},
       // Found by fuzz_cli: a huge fraction was converted to size_t (undefined behaviour).
-      {{"compare", "--model", tiny, "--budgets", "2" + std::string(120, '2') + ".5"}, "is too large"},
-      {{"compare", "--model", tiny, "--budgets", "1.2.3"}, "[compare] cannot parse budget fraction '1.2.3'"},
+      {{"compare", "--model", tiny, "--budgets", "2" + std::string(120, '2') + ".5%"}, "is too large"},
+      {{"compare", "--model", tiny, "--budgets", "1.2.3"}, "[budget] '1.2.3' cannot be parsed"},
       {{"plan", "--chain", "file:" + (dir.path / "missing.json").string(), "--strategy", "optimal"}, "cannot open"},
       {{"plan", "--chain", malformed, "--strategy", "optimal"}, "[chain " + malformed + "] not valid JSON"},
       {{"plan", "--chain", "uniform:n=10", "--strategy", "greedy"}, "[plan] strategy 'greedy' works on node-level graphs"},
       {{"plan", "--chain", "uniform:n=10", "--model", tiny, "--strategy", "sqrt"}, "[plan] give exactly one of --chain or --model"},
       {{"run", "--chain", "uniform:n=10", "--strategy", "sqrt"}, "--chain"},
-      {{"run", "--model", tiny, "--strategy", "sqrt", "--repeat", "0"}, "[run] --repeat must be at least 1"},
+      {{"run", "--model", tiny, "--strategy", "sqrt", "--repeat", "0"}, "[run] --repeat must be between 1 and 100000, got 0"},
       {{"run", "--model", tiny, "--strategy", "sqrt", "--device", "tpu"}, "[remat] --device must be cpu or cuda, got 'tpu'"},
       {{"plan", "--model", tiny, "--strategy", "sqrt", "--costs", "guessed"}, "--costs must be analytic or measured"},
-      {{"plan", "--model", tiny, "--strategy", "optimal", "--dp-slots", "0"}, "[optimal] --dp-slots must be at least 1"},
-      {{"plan", "--model", tiny, "--strategy", "revolve", "--slots", "0"}, "[revolve] --slots must be at least 1"},
+      {{"plan", "--model", tiny, "--strategy", "optimal", "--dp-slots", "0"}, "[plan] --dp-slots must be between 1 and 1000000, got 0"},
+      {{"plan", "--model", tiny, "--strategy", "revolve", "--slots", "0"}, "[revolve] --slots = 0 must be in 1..3"},
+      {{"plan", "--model", tiny, "--strategy", "revolve", "--slots", "100000"}, "[revolve] --slots = 100000 must be in 1..3"},
+      {{"plan", "--model", tiny, "--strategy", "optimal", "--slots", "3"},
+       "[plan] --slots does not apply to strategy 'optimal' (it applies to: sqrt, revolve)"},
+      {{"plan", "--model", tiny, "--strategy", "revolve", "--heuristic", "lru"},
+       "[plan] --heuristic does not apply to strategy 'revolve' (it applies to: greedy)"},
+      {{"run", "--model", tiny, "--strategy", "greedy", "--dp-slots", "10"},
+       "[run] --dp-slots does not apply to strategy 'greedy' (it applies to: optimal)"},
+      {{"plan", "--chain", "uniform:n=10", "--strategy", "sqrt", "--costs", "measured"},
+       "[plan] --costs measured needs --model"},
+      {{"run", "--model", tiny, "--strategy", "sqrt", "--threads", "0"}, "[run] --threads must be between 1 and 4096, got 0"},
+      {{"compare", "--model", tiny, "--threads", "-1"}, "[compare] --threads must be between 1 and 4096, got -1"},
+      {{"run", "--model", tiny, "--strategy", "sqrt", "--program"}, "The following argument was not expected: --program"},
       {{"plan", "--model", tiny}, "--strategy is required"},
       {{"plan", "--model", tiny, "--strategy", "sqrt", "--budget"}, "--budget"},
       {{"plan", "--model", tiny, "--strategy", "sqrt", "--slots", "many"}, "--slots"},

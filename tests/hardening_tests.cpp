@@ -32,7 +32,7 @@ TEST_CASE("hardening: compare --plot with shell metacharacters in the path runs 
   std::filesystem::remove(pwned);
   const std::string csv = (dir.path / "c.csv").string();
   const std::string plot = (dir.path / "q'; touch PWNED; echo '.png").string();
-  auto o = testing::cli({"compare", "--model", "mlp:layers=2,width=4,batch=2", "--budgets", "0.6", "--repeat", "1",
+  auto o = testing::cli({"compare", "--model", "mlp:layers=2,width=4,batch=2", "--budgets", "60%", "--repeat", "1",
                          "--csv", csv, "--plot", plot});
   CHECK_FALSE(std::filesystem::exists(pwned));
   // The plot script got the hostile name as one argument and wrote exactly that file.

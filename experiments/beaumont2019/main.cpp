@@ -59,9 +59,8 @@ int run(int argc, char** argv) {
                "optimal_makespan", "segments_makespan_ratio", "optimal_makespan_ratio", "optimal_gain"});
   for (const auto& spec : specs) {
     std::cerr << fmt::format("[beaumont2019] {}: profiling\n", spec);
-    ModelBench bench(spec, o.paper, CostSource::measured);
-    const ChainView& view = bench.view();  // profiled once here
-    NodeTimes node_times = profile_node_times(bench, o.quick ? 3 : 7);
+    ModelBench bench(spec, o.paper, Costs::measured);
+    const ChainView& view = bench.view();  // profiled once, when the bench was made
     const std::size_t full = bench.store_all_peak();
     const int L = view.chain.length();
     meta["chains"].push_back({{"model", bench.spec()}, {"chain", view.chain.to_json()}});
@@ -89,7 +88,7 @@ int run(int argc, char** argv) {
 
     const double base_stage = static_cast<double>(outs[0].stage->makespan);
     const double base_stage_peak = static_cast<double>(outs[0].stage->peak_memory);
-    const double base_profiled = profiled_program_seconds(node_times, bench.store_all());
+    const double base_profiled = profiled_program_seconds(bench.costs(), bench.store_all(), bench.tape());
     std::cout << fmt::format("{}: {} stages, store-all peak {} bytes, profiled step {:.4f} s, measured {:.4f} s\n", bench.spec(),
                              L, full, base_profiled, bench.store_all_median());
     std::cout << "  stage fw (us):";
@@ -99,7 +98,7 @@ int run(int argc, char** argv) {
     std::cout << "\n";
     for (const Outcome& x : outs) {
       const bool ok = x.feasible();
-      const double profiled = ok ? profiled_program_seconds(node_times, x.program) : 0.0;
+      const double profiled = ok ? profiled_program_seconds(bench.costs(), x.program, bench.tape()) : 0.0;
       const double frac = static_cast<double>(x.predicted.peak_bytes) / static_cast<double>(full);
       table.add({bench.spec(), x.attempt.strategy, x.attempt.setting,
                  x.attempt.budget ? Cell{static_cast<std::int64_t>(*x.attempt.budget)} : Cell{},

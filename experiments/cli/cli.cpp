@@ -24,24 +24,14 @@ namespace {
 // valid UTF-8: replace what is not, rather than let dump() throw in an error path.
 std::string dump_error(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
 
-// explain's --budget: bytes as parse_budget() reads them, or "50%" of store-all's peak.
-void set_explain_budget(ExplainOptions& o, const std::string& text) {
-  if (text.empty()) return;
-  if (text.back() != '%') {
-    o.budget_bytes = parse_budget(text);
-    return;
-  }
-  std::size_t pos = 0;
-  double percent = 0;
-  try {
-    percent = std::stod(text.substr(0, text.size() - 1), &pos);
-  } catch (...) {
-    pos = 0;
-  }
-  if (pos == 0 || pos + 1 != text.size() || !(percent > 0))
-    throw Error("[budget] cannot parse '" + text + "': expected a positive percentage of store-all's peak such as 50%");
-  o.budget_fraction = percent / 100.0;
+// "store-all, sqrt, ..." with each one's summary, for --strategy's help.
+std::string strategy_help() {
+  std::string s = "one of:";
+  for (const auto& row : strategy_registry()) s += "\n  " + row.name + ": " + row.summary + " (default: " + row.default_setting + ")";
+  return s;
 }
+
+const char* budget_help = "bytes (1048576, 512KiB, 64MiB, 2GiB) or a percentage of store-all's peak (60%)";
 
 }  // namespace
 
@@ -58,42 +48,43 @@ int run_cli(int argc, char** argv) {
   auto add_common = [](CLI::App* sub, CommonOptions& o, bool with_chain) {
     if (with_chain) sub->add_option("--chain", o.chain, "uniform:n=N or file:PATH (a rotor chain JSON file)");
     sub->add_option("--model", o.model, "model SPEC, e.g. mlp:layers=100,width=512,batch=256,act=relu");
-    sub->add_option("--strategy", o.strategy, "store-all, sqrt, chen-greedy, revolve, optimal, greedy")->required();
+    sub->add_option("--strategy", o.strategy, strategy_help())->required();
     sub->add_option("--slots", o.slots, "revolve: checkpoint slots (slot 0 holds x(0)); sqrt: segments");
-    sub->add_option("--budget", o.budget, "byte budget: 1048576, 512KiB, 64MiB, 2GiB");
+    sub->add_option("--budget", o.budget, budget_help);
     sub->add_option("--heuristic", o.heuristic, "greedy: dtr, dtr-eq, dtr-local, lru, size, msps");
-    sub->add_option("--dp-slots", o.dp_slots, "optimal: memory slots the budget is divided into");
-    sub->add_option("--costs", o.costs, "chain costs of a model: analytic or measured");
+    sub->add_option("--dp-slots", o.dp_slots, "optimal: memory slots of its DP (a tape: 1000; a chain file: exact units)");
+    sub->add_option("--costs", o.costs, "per-node costs of a model: analytic (roofline) or measured (profiled on --device)");
+    sub->add_option("--device", o.device, "cpu or cuda: where run executes and where --costs measured profiles");
     sub->add_flag("--json", o.json, "print one JSON object");
   };
 
-  auto* plan = app.add_subcommand("plan", "Plan only: print the schedule's counts and planned peak");
+  auto* plan = app.add_subcommand("plan", "Plan only: print the plan report (planned peak, recomputation, time)");
   add_common(plan, plan_o, true);
-  plan->add_flag("--program", plan_o.print_program, "also print the node-level program (models only)");
+  plan->add_flag("--program", plan_o.print_program, "also print the node-level program (models only; in the JSON with --json)");
 
-  auto* run = app.add_subcommand("run", "Run training steps and compare measured with planned memory");
+  auto* run = app.add_subcommand("run", "Run training steps and check measured against planned memory");
   add_common(run, run_o, false);
-  run->add_option("--device", run_o.device, "cpu or cuda");
-  run->add_option("--repeat", run_o.repeat, "timed steps (median reported)");
+  run->add_option("--repeat", run_o.repeat, "timed steps after a warm-up (median reported)");
   run->add_option("--threads", run_o.threads, "CPU threads for OpenMP and OpenBLAS");
 
   auto* compare = app.add_subcommand("compare", "Every strategy on one model: memory, recomputation and time");
   compare->add_option("--model", compare_o.model, "model SPEC");
-  compare->add_option("--budgets", compare_o.budgets, "comma-separated budgets as fractions of store-all's peak (0.5) or bytes (64MiB)");
+  compare->add_option("--budgets", compare_o.budgets, std::string("comma-separated budgets, each ") + budget_help);
+  compare->add_option("--strategies", compare_o.strategies, "comma-separated strategies (default: every strategy)");
   compare->add_option("--device", compare_o.device, "cpu or cuda");
-  compare->add_option("--repeat", compare_o.repeat, "timed steps per strategy (median reported)");
+  compare->add_option("--repeat", compare_o.repeat, "timed rounds over every strategy, interleaved (median reported)");
   compare->add_option("--threads", compare_o.threads, "CPU threads for OpenMP and OpenBLAS");
   compare->add_option("--csv", compare_o.csv, "write the table as CSV here");
-  compare->add_option("--plot", compare_o.plot, "write a PNG of memory against time overhead here (needs matplotlib)");
-  compare->add_flag("--json", compare_o.json, "print one JSON object");
+  compare->add_option("--plot", compare_o.plot, "write a PNG of memory against time overhead here (needs --csv and matplotlib)");
+  compare->add_flag("--json", compare_o.json, "print one JSON object on stdout (the table goes to stderr)");
 
   auto* explain = app.add_subcommand("explain", "Teach: the tape, the chain, the schedule and the program with live memory");
   explain->add_option("--model", explain_o.model, "model SPEC, e.g. mlp:layers=12,width=64,batch=16")->required();
-  explain->add_option("--strategy", explain_o.strategy, "store-all, sqrt, chen-greedy, revolve, optimal, greedy")->required();
-  explain->add_option("--budget", explain_budget, "byte budget (64KiB, 1MiB) or a share of store-all's peak (50%)");
+  explain->add_option("--strategy", explain_o.strategy, strategy_help())->required();
+  explain->add_option("--budget", explain_budget, budget_help);
   explain->add_option("--slots", explain_o.slots, "revolve: checkpoint slots (slot 0 holds x(0)); sqrt: segments");
   explain->add_option("--heuristic", explain_o.heuristic, "greedy: dtr, dtr-eq, dtr-local, lru, size, msps");
-  explain->add_option("--dp-slots", explain_o.dp_slots, "optimal: memory slots the budget is divided into");
+  explain->add_option("--dp-slots", explain_o.dp_slots, "optimal: memory slots of its DP");
   explain->add_option("--format", explain_o.format, "text (default) or json (one object: tape, chain, schedule, program, live_bytes)");
   explain->add_option("--memory-csv", explain_o.memory_csv, "write the live bytes after each instruction, by category, as CSV");
 
@@ -102,13 +93,19 @@ int run_cli(int argc, char** argv) {
     app.parse(argc, argv);
     json = (plan->parsed() && plan_o.json) || (run->parsed() && run_o.json) || (compare->parsed() && compare_o.json) ||
            (explain->parsed() && explain_o.format == "json");
-    if (plan->parsed()) return command_plan(plan_o);
-    if (run->parsed()) return command_run(run_o);
-    if (explain->parsed()) {
-      set_explain_budget(explain_o, explain_budget);
-      return command_explain(explain_o, std::cout);
+    int code = 0;
+    if (plan->parsed()) code = command_plan(plan_o);
+    else if (run->parsed()) code = command_run(run_o);
+    else if (explain->parsed()) {
+      if (!explain_budget.empty()) explain_o.budget = parse_budget(explain_budget);
+      code = command_explain(explain_o, std::cout);
+    } else code = command_compare(compare_o);
+    std::cout.flush();
+    if (!std::cout) {
+      std::cerr << "[remat] writing to standard output failed (is the disk full or the pipe closed?)\n";
+      return 2;
     }
-    return command_compare(compare_o);
+    return code;
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);
     std::cerr << "[remat] " << e.what() << "\n(run `remat --help` or `remat <command> --help`)\n";

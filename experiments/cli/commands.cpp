@@ -1,9 +1,17 @@
-// Contract: the plan, run and compare commands (see commands.hpp). `run` checks
-// the promises in the same process: gradients bitwise equal to store-all and
-// measured peak equal to the simulated peak; a broken promise exits 4.
+// Contract: the plan, run and compare commands (see commands.hpp).
+//  - plan: one strategy on a chain file or a model; prints the plan report (the
+//    planned peak is simulate()'s, which a run measures; the stage model's figure, when
+//    printed, is labelled as the planner's internal bound).
+//  - run: plans, then runs `repeat` timed training steps on the device after a warm-up,
+//    and checks the three promises against a store-all reference (exit 4 if broken).
+//  - compare: every strategy of the registry (or --strategies) on one model, at each
+//    budget of --budgets or at each strategy's default; one table (stdout, or stderr
+//    with --json, where stdout carries exactly one JSON object), CSV and plot.
 #include "experiments/cli/commands.hpp"
 
+#include "experiments/common/output_file.hpp"
 #include "experiments/common/subprocess.hpp"
+#include "strategies/stage_schedules.hpp"
 #include "gpu/cuda_backend.hpp"
 
 #include <fmt/format.h>
@@ -12,40 +20,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 
 namespace remat {
 
-std::size_t parse_budget(const std::string& text) {
-  auto fail = [&] {
-    throw Error("[budget] cannot parse '" + text + "': expected bytes such as 1048576, 512KiB, 64MiB or 2GiB");
-  };
-  if (text.empty()) fail();
-  std::size_t pos = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &pos);
-  } catch (...) {
-    fail();
-  }
-  std::string unit = text.substr(pos);
-  double scale = 1;
-  if (unit.empty() || unit == "B") scale = 1;
-  else if (unit == "KiB" || unit == "K" || unit == "KB") scale = 1024.0;
-  else if (unit == "MiB" || unit == "M" || unit == "MB") scale = 1024.0 * 1024;
-  else if (unit == "GiB" || unit == "G" || unit == "GB") scale = 1024.0 * 1024 * 1024;
-  else fail();
-  double bytes = value * scale;
-  if (!(bytes > 0) || !std::isfinite(bytes)) throw Error("[budget] '" + text + "' must be a positive number of bytes");
-  if (bytes > 1e18) throw Error("[budget] '" + text + "' is too large");
-  return static_cast<std::size_t>(std::ceil(bytes));
-}
-
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using Json = nlohmann::json;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 double median(std::vector<double> v) {
@@ -54,217 +36,6 @@ double median(std::vector<double> v) {
   std::size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
-
-StrategyOptions strategy_options(const CommonOptions& o) {
-  StrategyOptions s;
-  s.slots = o.slots;
-  s.heuristic = o.heuristic;
-  if (o.dp_slots < 1) throw Error("[optimal] --dp-slots must be at least 1");
-  s.dp_slots = o.dp_slots;
-  if (o.costs == "analytic") s.chain.costs = CostSource::analytic;
-  else if (o.costs == "measured") s.chain.costs = CostSource::measured;
-  else throw Error("[remat] --costs must be analytic or measured, got '" + o.costs + "'");
-  return s;
-}
-
-std::unique_ptr<Backend> make_backend(const std::string& device) {
-  if (device == "cpu") return std::make_unique<CpuBackend>();
-  if (device == "cuda") {
-    if (!cuda_built()) return make_cuda_backend();  // throws the built-without-CUDA message
-    if (cuda_device_count() == 0) throw Error("[cuda] no CUDA device is present on this machine; use --device cpu");
-    return make_cuda_backend();
-  }
-  throw Error("[remat] --device must be cpu or cuda, got '" + device + "'");
-}
-
-nlohmann::json optional_bytes(const std::optional<std::size_t>& b) {
-  return b ? nlohmann::json(*b) : nlohmann::json(nullptr);
-}
-
-// One strategy executed for `repeat` steps on the same batch, against a store-all reference.
-struct Execution {
-  StepReport predicted, measured;
-  double step_seconds_median = 0;
-  double grad_max_abs_diff = 0;
-  bool grads_bitwise_equal = true;
-  double loss = 0;
-};
-
-std::map<int, HostArray> store_all_gradients(Backend& backend, const Model& m, const Bindings& data) {
-  Executor ex(*m.tape, backend);
-  auto r = ex.run(store_all_program(*m.tape, m.loss.id), data);
-  std::map<int, HostArray> g;
-  for (auto& [id, t] : r.gradients) g.emplace(id, backend.download(t));
-  return g;
-}
-
-Execution execute(Backend& backend, const Model& m, const Program& p, const Bindings& data,
-                  const std::map<int, HostArray>& reference, int repeat) {
-  Execution e;
-  e.predicted = simulate(*m.tape, p);
-  Executor ex(*m.tape, backend);
-  std::vector<double> times;
-  ex.run(p, data);  // warm-up: first-touch page faults and thread start-up are not the strategy's cost
-  for (int k = 0; k < std::max(1, repeat); ++k) {
-    auto t0 = Clock::now();
-    StepResult r = ex.run(p, data);
-    times.push_back(seconds_since(t0));
-    if (k == 0) {
-      e.measured = r.report;
-      e.loss = r.loss ? r.loss->at(0) : 0;
-      for (auto& [id, t] : r.gradients) {
-        HostArray g = backend.download(t);
-        const HostArray& ref = reference.at(id);
-        e.grads_bitwise_equal &= std::memcmp(g.bytes.data(), ref.bytes.data(), g.bytes.size()) == 0;
-        for (std::int64_t i = 0; i < g.numel(); ++i) e.grad_max_abs_diff = std::max(e.grad_max_abs_diff, std::abs(g.at(i) - ref.at(i)));
-      }
-    }
-  }
-  e.step_seconds_median = median(times);
-  return e;
-}
-
-void apply_threads(int threads) {
-  if (threads > 0) set_cpu_threads(threads);
-}
-
-}  // namespace
-
-int command_plan(const CommonOptions& o) {
-  if (o.chain.empty() == o.model.empty()) throw Error("[plan] give exactly one of --chain or --model");
-  auto strategy = make_strategy(o.strategy, strategy_options(o));
-  std::optional<std::size_t> budget;
-  if (!o.budget.empty()) budget = parse_budget(o.budget);
-  nlohmann::json j;
-  j["strategy"] = o.strategy;
-  j["budget_bytes"] = optional_bytes(budget);
-
-  if (!o.chain.empty()) {
-    auto* chain_strategy = dynamic_cast<ChainStrategy*>(strategy.get());
-    if (!chain_strategy)
-      throw Error("[plan] strategy '" + o.strategy + "' works on node-level graphs: use --model SPEC instead of --chain");
-    Chain chain = Chain::parse_spec(o.chain);
-    auto t0 = Clock::now();
-    Schedule s = chain_strategy->schedule(chain, Budget{budget});
-    double plan_seconds = seconds_since(t0);
-    ScheduleStats st = simulate_schedule(chain, s);
-    if (budget && st.peak_memory > static_cast<std::int64_t>(*budget))
-      throw InfeasibleBudget(fmt::format("[{}] budget {} is infeasible: the schedule peaks at {}; the smallest feasible "
-                                         "budget is {}",
-                                         o.strategy, *budget, st.peak_memory, st.peak_memory),
-                             static_cast<std::size_t>(st.peak_memory));
-    j["chain"] = chain.name;
-    j["stages"] = chain.length();
-    j["forward_steps"] = st.forward_steps;
-    j["recomputed_steps"] = st.recomputed_steps;
-    j["makespan"] = st.makespan;
-    j["peak_bytes"] = st.peak_memory;
-    j["feasible"] = true;
-    j["plan_seconds"] = plan_seconds;
-  } else {
-    Model m = build_model(o.model);
-    // Measured chain costs come from a profiled store-all step on the first batch.
-    StrategyOptions so = strategy_options(o);
-    Bindings data;
-    if (so.chain.costs == CostSource::measured) {
-      data = m.batch(0);
-      so.chain.bindings = &data;
-      strategy = make_strategy(o.strategy, so);
-    }
-    auto t0 = Clock::now();
-    Program p = strategy->plan(*m.tape, m.loss.id, Budget{budget});
-    double plan_seconds = seconds_since(t0);
-    StepReport predicted = simulate(*m.tape, p);
-    ChainView view = chain_view(*m.tape, m.loss.id, so.chain);
-    j["model"] = m.spec;
-    j["stages"] = view.chain.length();
-    if (auto* cs = dynamic_cast<ChainStrategy*>(strategy.get())) {
-      ScheduleStats st = simulate_schedule(view.chain, cs->schedule(view.chain, Budget{budget}));
-      j["forward_steps"] = st.forward_steps;
-      j["recomputed_steps"] = st.recomputed_steps;
-      j["stage_peak_bytes"] = st.peak_memory;
-    } else {
-      j["forward_steps"] = nullptr;
-      j["recomputed_steps"] = nullptr;
-    }
-    j["makespan"] = analytic_program_time(*m.tape, p);
-    j["peak_bytes"] = predicted.peak_bytes;
-    j["forward_ops"] = predicted.forward_ops;
-    j["recomputed_ops"] = predicted.recomputed_ops;
-    j["backward_ops"] = predicted.backward_ops;
-    j["feasible"] = true;
-    j["plan_seconds"] = plan_seconds;
-    if (o.print_program && !o.json) std::cout << p.to_string(*m.tape);
-  }
-  if (o.json) {
-    std::cout << j.dump() << "\n";
-  } else {
-    for (auto& [k, v] : j.items()) std::cout << fmt::format("{:<20} {}\n", k, v.dump());
-  }
-  return 0;
-}
-
-int command_run(const CommonOptions& o) {
-  if (!o.chain.empty()) throw Error("[run] --chain is for `remat plan`; `run` needs --model SPEC");
-  if (o.model.empty()) throw Error("[run] --model SPEC is required");
-  if (o.repeat < 1) throw Error("[run] --repeat must be at least 1");
-  apply_threads(o.threads);
-  auto backend = make_backend(o.device);
-  auto strategy = make_strategy(o.strategy, strategy_options(o));
-  std::optional<std::size_t> budget;
-  if (!o.budget.empty()) budget = parse_budget(o.budget);
-  Model m = build_model(o.model);
-  Bindings data = m.batch(0);
-  StrategyOptions so = strategy_options(o);
-  so.chain.bindings = &data;  // measured chain costs profile a store-all step on this batch
-  strategy = make_strategy(o.strategy, so);
-  auto t0 = Clock::now();
-  Program p = strategy->plan(*m.tape, m.loss.id, Budget{budget});
-  double plan_seconds = seconds_since(t0);
-  auto reference = store_all_gradients(*backend, m, data);
-  Execution e = execute(*backend, m, p, data, reference, o.repeat);
-  ChainView view = chain_view(*m.tape, m.loss.id, so.chain);
-
-  nlohmann::json j{{"strategy", o.strategy},
-                   {"model", m.spec},
-                   {"device", o.device},
-                   {"threads", cpu_threads()},
-                   {"stages", view.chain.length()},
-                   {"peak_bytes_measured", e.measured.peak_bytes},
-                   {"peak_bytes_predicted", e.predicted.peak_bytes},
-                   {"budget_bytes", optional_bytes(budget)},
-                   {"forward_ops", e.measured.forward_ops},
-                   {"recomputed_ops", e.measured.recomputed_ops},
-                   {"backward_ops", e.measured.backward_ops},
-                   {"step_seconds_median", e.step_seconds_median},
-                   {"grad_max_abs_diff", e.grad_max_abs_diff},
-                   {"grads_bitwise_equal", e.grads_bitwise_equal},
-                   {"loss", e.loss},
-                   {"plan_seconds", plan_seconds}};
-  if (o.json) {
-    std::cout << j.dump() << "\n";
-  } else {
-    for (auto& [k, v] : j.items()) std::cout << fmt::format("{:<22} {}\n", k, v.dump());
-  }
-  if (!e.grads_bitwise_equal || e.measured.peak_bytes != e.predicted.peak_bytes ||
-      (budget && e.measured.peak_bytes > *budget)) {
-    std::cerr << "[run] promise broken: gradients must equal store-all bit for bit and the measured peak must equal "
-                 "the plan and stay within the budget\n";
-    return 4;
-  }
-  return 0;
-}
-
-namespace {
-
-struct CompareRow {
-  std::string strategy, setting;
-  std::optional<std::size_t> budget;
-  bool feasible = true;
-  std::size_t min_feasible = 0;
-  double planned_overhead = 0;  // analytic time against store-all's, minus 1
-  Execution e;
-};
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
@@ -281,123 +52,388 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
+std::string option_flag(StrategyOption o) {
+  switch (o) {
+    case StrategyOption::slots: return "--slots";
+    case StrategyOption::heuristic: return "--heuristic";
+    case StrategyOption::dp_slots: return "--dp-slots";
+  }
+  return "?";
+}
+
+std::string users_of(StrategyOption o) {
+  std::vector<std::string> names;
+  for (const auto& row : strategy_registry())
+    if (row.uses(o)) names.push_back(row.name);
+  return fmt::format("{}", fmt::join(names, ", "));
+}
+
+std::unique_ptr<Backend> make_backend(const std::string& device) {
+  if (device == "cpu") return std::make_unique<CpuBackend>();
+  if (device == "cuda") {
+    if (!cuda_built()) return make_cuda_backend();  // throws the built-without-CUDA message
+    if (cuda_device_count() == 0) throw Error("[cuda] no CUDA device is present on this machine; use --device cpu");
+    return make_cuda_backend();
+  }
+  throw Error("[remat] --device must be cpu or cuda, got '" + device + "'");
+}
+
+void apply_threads(const std::string& command, const std::optional<int>& threads) {
+  if (!threads) return;
+  if (*threads < 1 || *threads > 4096)
+    throw Error(fmt::format("[{}] --threads must be between 1 and 4096, got {}", command, *threads));
+  set_cpu_threads(*threads);
+}
+
+Json optional_json(const std::optional<std::size_t>& v) { return v ? Json(*v) : Json(nullptr); }
+
+std::size_t store_all_peak_of(const Model& m) { return simulate(*m.tape, store_all_program(*m.tape, m.loss.id)).peak_bytes; }
+
+// The per-node costs a plan is weighed by: analytic, or profiled on `backend`.
+std::optional<NodeCosts> costs_for(const std::string& command, const std::string& costs, const Model& m, Backend* backend,
+                                   const Bindings& data) {
+  if (costs == "analytic") return std::nullopt;
+  if (costs != "measured")
+    throw Error(fmt::format("[{}] --costs must be analytic or measured, got '{}'", command, costs));
+  if (!backend) throw Error(fmt::format("[{}] --costs measured needs a device to profile on", command));
+  return profile_node_costs(*m.tape, m.loss.id, *backend, data);
+}
+
+Json plan_json(const PlanReport& r) {
+  Json j{{"strategy", r.strategy},
+         {"setting", r.setting},
+         {"peak_bytes", r.predicted.peak_bytes},
+         {"forward_ops", r.predicted.forward_ops},
+         {"recomputed_ops", r.predicted.recomputed_ops},
+         {"backward_ops", r.predicted.backward_ops},
+         {"planned_time_ns", r.planned_time},
+         {"store_all_time_ns", r.store_all_time},
+         {"planned_overhead", r.planned_overhead()},
+         {"store_all_peak_bytes", r.store_all_peak},
+         {"cost_source", r.cost_source},
+         {"candidates_simulated", r.candidates_simulated},
+         {"notes", r.notes},
+         {"plan_seconds", r.plan_seconds}};
+  if (r.stage) {
+    j["stages"] = r.stage->view->chain.length();
+    j["forward_steps"] = r.stage->stats.forward_steps;
+    j["recomputed_steps"] = r.stage->stats.recomputed_steps;
+    j["planner_internal_bound_bytes"] = r.stage->stats.peak_memory;  // the stage model's peak, not the plan's
+  } else {
+    j["stages"] = nullptr;
+    j["forward_steps"] = nullptr;
+    j["recomputed_steps"] = nullptr;
+    j["planner_internal_bound_bytes"] = nullptr;
+  }
+  return j;
+}
+
+void print_object(const Json& j, std::ostream& out) {
+  for (auto& [k, v] : j.items()) out << fmt::format("{:<28} {}\n", k, v.dump(-1, ' ', false, Json::error_handler_t::replace));
+}
+
+}  // namespace
+
+StrategyOptions strategy_options_for(const std::string& command, const StrategyInfo& info,
+                                     const std::optional<int>& slots, const std::optional<std::string>& heuristic,
+                                     const std::optional<int>& dp_slots) {
+  auto check = [&](bool given, StrategyOption o) {
+    if (given && !info.uses(o))
+      throw Error(fmt::format("[{}] {} does not apply to strategy '{}' (it applies to: {})", command, option_flag(o),
+                              info.name, users_of(o)));
+  };
+  check(slots.has_value(), StrategyOption::slots);
+  check(heuristic.has_value(), StrategyOption::heuristic);
+  check(dp_slots.has_value(), StrategyOption::dp_slots);
+  StrategyOptions s;
+  s.slots = slots;
+  if (heuristic) {
+    const auto& known = greedy_heuristics();
+    if (std::find(known.begin(), known.end(), *heuristic) == known.end())
+      throw Error(fmt::format("[greedy] unknown heuristic '{}'; expected one of: {}", *heuristic, fmt::join(known, ", ")));
+    s.heuristic = *heuristic;
+  }
+  if (dp_slots && (*dp_slots < 1 || *dp_slots > 1000000))
+    throw Error(fmt::format("[{}] --dp-slots must be between 1 and 1000000, got {}", command, *dp_slots));
+  s.dp_slots = dp_slots;
+  return s;
+}
+
+int command_plan(const CommonOptions& o) {
+  if (o.chain.empty() == o.model.empty()) throw Error("[plan] give exactly one of --chain or --model");
+  if (o.strategy.empty()) throw Error("[plan] --strategy is required");
+  const StrategyInfo& info = strategy_info(o.strategy);
+  auto strategy = info.make(strategy_options_for("plan", info, o.slots, o.heuristic, o.dp_slots));
+  std::optional<BudgetSpec> spec;
+  if (!o.budget.empty()) spec = parse_budget(o.budget);
+  Json j;
+
+  if (!o.chain.empty()) {
+    if (o.costs != "analytic") throw Error("[plan] --costs measured needs --model (a chain file carries its own costs)");
+    if (o.print_program) throw Error("[plan] --program needs --model (a chain file has no node-level program)");
+    if (info.level == StrategyLevel::node)
+      throw Error("[plan] strategy '" + o.strategy + "' works on node-level graphs: use --model SPEC instead of --chain");
+    Chain chain = Chain::parse_spec(o.chain);
+    chain.validate();
+    const std::int64_t full = simulate_schedule(chain, store_all_schedule(chain)).peak_memory;
+    std::optional<std::size_t> budget;
+    if (spec) budget = spec->resolve(static_cast<std::size_t>(full));
+    auto t0 = Clock::now();
+    StagePlan p = strategy->plan_chain(chain, Budget{budget});
+    const double plan_seconds = seconds_since(t0);
+    j = Json{{"strategy", o.strategy},
+             {"chain", chain.name},
+             {"budget", optional_json(budget)},
+             {"stages", chain.length()},
+             {"setting", p.note},
+             {"forward_steps", p.stats.forward_steps},
+             {"recomputed_steps", p.stats.recomputed_steps},
+             {"makespan", p.stats.makespan},
+             {"peak", p.stats.peak_memory},
+             {"store_all_peak", full},
+             {"feasible", true},
+             {"plan_seconds", plan_seconds}};
+  } else {
+    if (o.device != "cpu" && o.costs != "measured")
+      throw Error("[plan] --device only chooses where --costs measured profiles (plan runs nothing otherwise)");
+    Model m = build_model(o.model);
+    std::unique_ptr<Backend> backend;
+    Bindings data;
+    if (o.costs == "measured") {
+      backend = make_backend(o.device);
+      data = m.batch(0);
+    }
+    std::optional<NodeCosts> costs = costs_for("plan", o.costs, m, backend.get(), data);
+    std::optional<std::size_t> budget;
+    if (spec) budget = spec->resolve(store_all_peak_of(m));
+    PlanReport r = plan(*strategy, PlanRequest{*m.tape, m.loss.id, Budget{budget}, costs ? &*costs : nullptr});
+    j = plan_json(r);
+    j["model"] = m.spec;
+    j["budget_bytes"] = optional_json(budget);
+    j["feasible"] = true;
+    if (o.print_program) {
+      if (o.json) j["program"] = r.program.to_json();
+      else std::cout << r.program.to_string(*m.tape);
+    }
+  }
+  if (o.json) std::cout << j.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+  else print_object(j, std::cout);
+  return 0;
+}
+
+int command_run(const CommonOptions& o) {
+  if (!o.chain.empty()) throw Error("[run] --chain is for `remat plan`; `run` needs --model SPEC");
+  if (o.model.empty()) throw Error("[run] --model SPEC is required");
+  if (o.strategy.empty()) throw Error("[run] --strategy is required");
+  if (o.print_program) throw Error("[run] --program is an option of `remat plan`");
+  if (o.repeat < 1 || o.repeat > 100000) throw Error(fmt::format("[run] --repeat must be between 1 and 100000, got {}", o.repeat));
+  apply_threads("run", o.threads);
+  const StrategyInfo& info = strategy_info(o.strategy);
+  auto strategy = info.make(strategy_options_for("run", info, o.slots, o.heuristic, o.dp_slots));
+  std::optional<BudgetSpec> spec;
+  if (!o.budget.empty()) spec = parse_budget(o.budget);
+  auto backend = make_backend(o.device);
+  Model m = build_model(o.model);
+  Bindings data = m.batch(0);
+  std::optional<NodeCosts> costs = costs_for("run", o.costs, m, backend.get(), data);
+  std::optional<std::size_t> budget;
+  if (spec) budget = spec->resolve(store_all_peak_of(m));
+  PlanReport r = plan(*strategy, PlanRequest{*m.tape, m.loss.id, Budget{budget}, costs ? &*costs : nullptr});
+
+  ReferenceStep reference = reference_step(*m.tape, m.loss.id, *backend, data);
+  Executor ex(*m.tape, *backend);
+  ex.run(r.program, data);  // warm-up: first-touch page faults and thread start-up are not the strategy's cost
+  std::vector<double> times;
+  std::optional<PromiseCheck> check;
+  StepReport measured;
+  double loss = 0;
+  for (int k = 0; k < o.repeat; ++k) {
+    auto t0 = Clock::now();
+    StepResult step = ex.run(r.program, data);
+    times.push_back(seconds_since(t0));
+    if (k == 0) {
+      check = check_promises(*m.tape, *backend, step, r.predicted, reference, budget);
+      measured = step.report;
+      loss = step.loss ? step.loss->at(0) : 0;
+    }
+  }
+  Json j = plan_json(r);
+  j["model"] = m.spec;
+  j["device"] = o.device;
+  j["threads"] = cpu_threads();
+  j["budget_bytes"] = optional_json(budget);
+  j["peak_bytes_measured"] = measured.peak_bytes;
+  j["peak_bytes_predicted"] = r.predicted.peak_bytes;
+  j["recomputed_ops_measured"] = measured.recomputed_ops;
+  j["step_seconds_median"] = median(times);
+  j["grad_max_abs_diff"] = check->gradient_max_abs_diff;
+  j["grads_bitwise_equal"] = check->gradients_bitwise_equal;
+  j["promises_hold"] = check->ok();
+  j["loss"] = loss;
+  if (o.json) std::cout << j.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+  else print_object(j, std::cout);
+  if (!check->ok()) {
+    for (const auto& b : check->broken) std::cerr << "[run] promise broken: " << b << "\n";
+    return 4;
+  }
+  return 0;
+}
+
+namespace {
+
+struct CompareRow {
+  std::string strategy, setting;
+  std::optional<std::size_t> budget;
+  std::string budget_text;
+  bool feasible = false;
+  std::size_t min_feasible = 0;
+  PlanReport plan;
+  StepReport measured;
+  PromiseCheck check;
+  std::vector<double> times;
+  double step_seconds_median = 0, time_overhead = 0;
+};
+
 }  // namespace
 
 int command_compare(const CompareOptions& o) {
-  if (o.repeat < 1) throw Error("[compare] --repeat must be at least 1");
-  apply_threads(o.threads);
+  if (o.repeat < 1 || o.repeat > 100000)
+    throw Error(fmt::format("[compare] --repeat must be between 1 and 100000, got {}", o.repeat));
+  if (!o.plot.empty() && o.csv.empty()) throw Error("[compare] --plot needs --csv (the plot is drawn from the CSV)");
+  // Outputs first: a missing folder or an unwritable path fails before any compute.
+  OutputFile csv("compare", "--csv", o.csv);
+  OutputFile plot_check("compare", "--plot", o.plot);
+  apply_threads("compare", o.threads);
+  std::vector<BudgetSpec> specs;
+  for (const auto& item : split(o.budgets, ',')) specs.push_back(parse_budget(item));
+  std::vector<const StrategyInfo*> chosen;
+  if (o.strategies.empty()) {
+    for (const auto& row : strategy_registry()) chosen.push_back(&row);
+  } else {
+    for (const auto& name : split(o.strategies, ',')) chosen.push_back(&strategy_info(name));
+  }
   auto backend = make_backend(o.device);
   Model m = build_model(o.model);
   Bindings data = m.batch(0);
   const Tape& tape = *m.tape;
-  std::size_t store_all_peak = simulate(tape, store_all_program(tape, m.loss.id)).peak_bytes;
+  const std::size_t store_all_peak = store_all_peak_of(m);
 
-  // Budgets: fractions of store-all's peak, or byte sizes.
-  std::vector<std::optional<std::size_t>> budgets;
-  for (const auto& item : split(o.budgets, ',')) {
-    bool fraction = item.find_first_not_of("0123456789.") == std::string::npos && item.find('.') != std::string::npos;
-    if (fraction) {
-      double f = 0;
-      std::size_t pos = 0;
-      try {
-        f = std::stod(item, &pos);
-      } catch (const std::exception&) {  // out of range
-        pos = 0;
-      }
-      if (pos != item.size()) throw Error("[compare] cannot parse budget fraction '" + item + "'");
-      if (!(f > 0)) throw Error("[compare] budget fraction '" + item + "' must be positive");
-      // Converting a double beyond size_t's range is undefined behaviour: refuse it first.
-      const double bytes = f * static_cast<double>(store_all_peak);
-      if (!(bytes <= 1e18)) throw Error("[compare] budget fraction '" + item + "' is too large");
-      budgets.push_back(static_cast<std::size_t>(bytes));
-    } else {
-      budgets.push_back(parse_budget(item));
-    }
-  }
-
-  // The plan list: defaults (each strategy's own setting) unless budgets were given.
-  struct Item { std::string strategy, heuristic; std::optional<std::size_t> budget; std::string setting; };
-  std::vector<Item> items{{"store-all", "", std::nullopt, "-"}};
-  if (budgets.empty()) {
-    StrategyOptions so;
-    std::size_t sqrt_peak = simulate(tape, make_strategy("sqrt", so)->plan(tape, m.loss.id, Budget{})).peak_bytes;
-    items.push_back({"sqrt", "", std::nullopt, "sqrt(L) segments"});
-    items.push_back({"chen-greedy", "", std::nullopt, "least memory"});
-    items.push_back({"revolve", "", std::nullopt, "log4(L) slots"});
-    items.push_back({"optimal", "", sqrt_peak, "budget = sqrt's peak"});
-    items.push_back({"greedy", "dtr", sqrt_peak, "dtr, budget = sqrt's peak"});
-  } else {
-    for (const auto& b : budgets)
-      for (const std::string s : {"chen-greedy", "revolve", "optimal", "greedy"})
-        items.push_back({s, s == "greedy" ? "dtr" : "", b, fmt::format("budget {}", *b)});
-  }
-
-  auto reference = store_all_gradients(*backend, m, data);
+  // The rows: store-all once (the baseline), then each strategy at each budget, or at
+  // its default; strategies whose default is store-all get sqrt's peak as the budget.
   std::vector<CompareRow> rows;
-  for (std::size_t k = 0; k < items.size(); ++k) {
-    const Item& it = items[k];
-    std::cerr << fmt::format("[compare] {}/{} {} ({})\n", k + 1, items.size(), it.strategy, it.setting);
-    StrategyOptions so;
-    if (!it.heuristic.empty()) so.heuristic = it.heuristic;
-    CompareRow row{it.strategy, it.setting, it.budget};
-    try {
-      Program p = make_strategy(it.strategy, so)->plan(tape, m.loss.id, Budget{it.budget});
-      row.e = execute(*backend, m, p, data, reference, o.repeat);
-      row.planned_overhead = static_cast<double>(analytic_program_time(tape, p)) /
-                                 static_cast<double>(analytic_program_time(tape, store_all_program(tape, m.loss.id))) - 1;
-    } catch (const InfeasibleBudget& e) {
-      row.feasible = false;
-      row.min_feasible = e.min_feasible_bytes;
+  rows.push_back({"store-all", "every value kept", std::nullopt, "-"});
+  if (specs.empty()) {
+    const std::size_t sqrt_peak = plan(*make_strategy("sqrt"), PlanRequest{tape, m.loss.id, Budget{}}).predicted.peak_bytes;
+    for (const StrategyInfo* info : chosen) {
+      if (info->name == "store-all") continue;
+      const bool trivial = info->name == "optimal" || info->name == "greedy";
+      if (trivial) rows.push_back({info->name, "budget = sqrt's peak", sqrt_peak, std::to_string(sqrt_peak)});
+      else rows.push_back({info->name, info->default_setting, std::nullopt, "-"});
     }
-    rows.push_back(std::move(row));
+  } else {
+    for (const auto& spec : specs)
+      for (const StrategyInfo* info : chosen) {
+        if (info->name == "store-all") continue;
+        const std::size_t b = spec.resolve(store_all_peak);
+        rows.push_back({info->name, "budget " + spec.text, b, spec.text});
+      }
   }
 
-  double base_time = rows[0].e.step_seconds_median;
-  bool promises_hold = true;
-  std::cout << fmt::format("remat compare: {} on {} ({} threads); store-all peak {} bytes\n", m.spec, o.device,
-                           cpu_threads(), store_all_peak);
-  std::cout << fmt::format("{:<12} {:<26} {:>14} {:>14} {:>10} {:>9} {:>9} {:>9} {:>7}\n", "strategy", "setting",
-                           "peak measured", "peak planned", "recomputed", "step ms", "overhead", "planned", "grads");
-  nlohmann::json jrows = nlohmann::json::array();
-  std::ofstream csv;
-  if (!o.csv.empty()) {
-    csv.open(o.csv);
-    if (!csv) throw Error("[compare] cannot write CSV file '" + o.csv + "'");
-    csv << "strategy,setting,budget_bytes,feasible,peak_bytes_measured,peak_bytes_predicted,recomputed_ops,"
-           "step_seconds_median,time_overhead,planned_overhead,grads_bitwise_equal\n";
-  }
-  for (const auto& r : rows) {
-    double overhead = base_time > 0 ? r.e.step_seconds_median / base_time - 1 : 0;
-    if (!r.feasible) {
-      std::cout << fmt::format("{:<12} {:<26} infeasible: smallest feasible budget {} bytes\n", r.strategy, r.setting,
-                               r.min_feasible);
-    } else {
-      bool ok = r.e.grads_bitwise_equal && r.e.measured.peak_bytes == r.e.predicted.peak_bytes &&
-                (!r.budget || r.e.measured.peak_bytes <= *r.budget);
-      promises_hold &= ok;
-      std::cout << fmt::format("{:<12} {:<26} {:>14} {:>14} {:>10} {:>9.1f} {:>8.1f}% {:>8.1f}% {:>7}\n", r.strategy,
-                               r.setting, r.e.measured.peak_bytes, r.e.predicted.peak_bytes, r.e.measured.recomputed_ops,
-                               r.e.step_seconds_median * 1e3, overhead * 100, r.planned_overhead * 100,
-                               r.e.grads_bitwise_equal ? "equal" : "DIFFER");
+  ReferenceStep reference = reference_step(tape, m.loss.id, *backend, data);
+  Executor ex(tape, *backend);
+  for (std::size_t k = 0; k < rows.size(); ++k) {
+    CompareRow& row = rows[k];
+    std::cerr << fmt::format("[compare] {}/{} {} ({})\n", k + 1, rows.size(), row.strategy, row.setting);
+    try {
+      row.plan = plan(*make_strategy(row.strategy), PlanRequest{tape, m.loss.id, Budget{row.budget}});
+      row.feasible = true;
+    } catch (const InfeasibleBudget& e) {
+      row.min_feasible = e.min_feasible_bytes;
+      continue;
     }
-    if (csv)
-      csv << fmt::format("{},\"{}\",{},{},{},{},{},{},{},{},{}\n", r.strategy, r.setting, r.budget ? std::to_string(*r.budget) : "",
-                         r.feasible, r.e.measured.peak_bytes, r.e.predicted.peak_bytes, r.e.measured.recomputed_ops,
-                         r.e.step_seconds_median, overhead, r.planned_overhead, r.e.grads_bitwise_equal);
-    jrows.push_back({{"strategy", r.strategy}, {"setting", r.setting}, {"budget_bytes", optional_bytes(r.budget)},
-                     {"feasible", r.feasible}, {"min_feasible_budget", r.feasible ? nlohmann::json(nullptr) : nlohmann::json(r.min_feasible)},
-                     {"peak_bytes_measured", r.e.measured.peak_bytes}, {"peak_bytes_predicted", r.e.predicted.peak_bytes},
-                     {"recomputed_ops", r.e.measured.recomputed_ops}, {"step_seconds_median", r.e.step_seconds_median},
-                     {"time_overhead", overhead}, {"planned_overhead", r.planned_overhead}, {"grads_bitwise_equal", r.e.grads_bitwise_equal}});
+    ex.run(row.plan.program, data);  // warm-up
+    StepResult step = ex.run(row.plan.program, data);
+    row.measured = step.report;
+    row.check = check_promises(tape, *backend, step, row.plan.predicted, reference, row.budget);
   }
-  if (csv) csv.close();
-  if (o.json) std::cout << nlohmann::json{{"model", m.spec}, {"rows", jrows}}.dump() << "\n";
+  // Timed rounds, interleaved: every feasible program once per round.
+  for (int round = 0; round < o.repeat; ++round)
+    for (auto& row : rows) {
+      if (!row.feasible) continue;
+      auto t0 = Clock::now();
+      ex.run(row.plan.program, data);
+      row.times.push_back(seconds_since(t0));
+    }
+  for (auto& row : rows) {
+    if (!row.feasible) continue;
+    row.step_seconds_median = median(row.times);
+    std::vector<double> ratios;
+    for (std::size_t r = 0; r < row.times.size(); ++r) ratios.push_back(row.times[r] / rows[0].times[r]);
+    row.time_overhead = median(ratios) - 1;
+  }
+
+  // The table (stderr when stdout carries the JSON object), the JSON, the CSV.
+  std::ostream& table = o.json ? std::cerr : std::cout;
+  bool promises_hold = true;
+  table << fmt::format("remat compare: {} on {} ({} threads); store-all peak {} bytes\n", m.spec, o.device, cpu_threads(),
+                       store_all_peak);
+  table << fmt::format("{:<12} {:<26} {:>14} {:>14} {:>10} {:>9} {:>9} {:>9} {:>7}\n", "strategy", "setting",
+                       "peak measured", "peak planned", "recomputed", "step ms", "overhead", "planned", "grads");
+  Json jrows = Json::array();
+  if (csv)
+    csv.open() << "strategy,setting,budget_bytes,feasible,min_feasible_budget,peak_bytes_measured,peak_bytes_predicted,"
+                    "recomputed_ops,step_seconds_median,time_overhead,planned_overhead,grads_bitwise_equal\n";
+  for (const auto& r : rows) {
+    const std::string label = r.feasible && r.setting != r.plan.setting && !r.plan.setting.empty()
+                                  ? r.setting + ": " + r.plan.setting
+                                  : r.setting;
+    if (!r.feasible) {
+      table << fmt::format("{:<12} {:<26} infeasible: smallest feasible budget {} bytes\n", r.strategy, r.setting,
+                           r.min_feasible);
+    } else {
+      promises_hold &= r.check.ok();
+      table << fmt::format("{:<12} {:<26} {:>14} {:>14} {:>10} {:>9.1f} {:>8.1f}% {:>8.1f}% {:>7}\n", r.strategy,
+                           r.setting.substr(0, 26), r.measured.peak_bytes, r.plan.predicted.peak_bytes,
+                           r.measured.recomputed_ops, r.step_seconds_median * 1e3, r.time_overhead * 100,
+                           r.plan.planned_overhead() * 100, r.check.gradients_bitwise_equal ? "equal" : "DIFFER");
+      for (const auto& b : r.check.broken) table << "  promise broken: " << b << "\n";
+    }
+    auto cell = [&](auto v) { return r.feasible ? fmt::format("{}", v) : std::string(); };
+    if (csv)
+      csv.stream() << fmt::format("{},\"{}\",{},{},{},{},{},{},{},{},{},{}\n", r.strategy, label,
+                                  r.budget ? std::to_string(*r.budget) : "", r.feasible,
+                                  r.feasible ? "" : std::to_string(r.min_feasible), cell(r.measured.peak_bytes),
+                                  cell(r.plan.predicted.peak_bytes), cell(r.measured.recomputed_ops),
+                                  cell(r.step_seconds_median), cell(r.time_overhead), cell(r.plan.planned_overhead()),
+                                  cell(r.check.gradients_bitwise_equal));
+    auto measured = [&](Json v) { return r.feasible ? v : Json(nullptr); };
+    jrows.push_back({{"strategy", r.strategy},
+                     {"setting", label},
+                     {"budget_bytes", optional_json(r.budget)},
+                     {"feasible", r.feasible},
+                     {"min_feasible_budget", r.feasible ? Json(nullptr) : Json(r.min_feasible)},
+                     {"peak_bytes_measured", measured(r.measured.peak_bytes)},
+                     {"peak_bytes_predicted", measured(r.plan.predicted.peak_bytes)},
+                     {"recomputed_ops", measured(r.measured.recomputed_ops)},
+                     {"step_seconds_median", measured(r.step_seconds_median)},
+                     {"time_overhead", measured(r.time_overhead)},
+                     {"planned_overhead", measured(r.plan.planned_overhead())},
+                     {"grads_bitwise_equal", measured(r.check.gradients_bitwise_equal)},
+                     {"promises_hold", measured(r.check.ok())}});
+  }
+  csv.close();
+  if (o.json)
+    std::cout << Json{{"model", m.spec}, {"device", o.device}, {"threads", cpu_threads()},
+                      {"store_all_peak_bytes", store_all_peak}, {"rows", jrows}}
+                     .dump(-1, ' ', false, Json::error_handler_t::replace)
+              << "\n";
   if (!o.plot.empty()) {
-    if (o.csv.empty()) throw Error("[compare] --plot needs --csv (the plot is drawn from the CSV)");
     int rc = run_process({"/usr/bin/python3", std::string(REMAT_SOURCE_DIR) + "/experiments/plots/compare_plot.py", o.csv,
                           o.plot, m.spec});
-    if (rc != 0) throw Error(fmt::format("[compare] the plot script failed (exit {}) drawing '{}' (is python3-matplotlib "
-                                         "installed? ./scripts/install_deps.sh installs it)", rc, o.plot));
+    if (rc != 0)
+      throw Error(fmt::format("[compare] the plot script failed (exit {}) drawing '{}' (is python3-matplotlib "
+                              "installed? ./scripts/install_deps.sh installs it)",
+                              rc, o.plot));
     std::cerr << "[compare] wrote " << o.plot << "\n";
   }
   if (!promises_hold) {

@@ -1,9 +1,17 @@
-// Contract: the remat CLI's commands as functions (tested without a process),
-// and the parsing of budgets. Each returns the process exit code; errors are
-// thrown as remat::Error / InfeasibleBudget and turned into messages by main.
+// Contract: the remat CLI's commands as functions (tested without a process). Each
+// returns the process exit code; errors are thrown as remat::Error / InfeasibleBudget
+// and turned into messages by run_cli (cli.cpp).
+//  - Budgets use one syntax everywhere (strategies/budget.hpp): bytes or a percentage
+//    of store-all's peak on the same graph.
+//  - Options a chosen strategy does not read are refused (exit 2), never ignored.
+//  - Every output file is opened (or its folder checked) before any planning, and every
+//    write is checked; a failed write is an error, never exit 0.
+//  - run and compare check the three promises with check_promises (autodiff/promises.hpp);
+//    a broken promise exits 4.
 #pragma once
 
 #include "models/models.hpp"
+#include "strategies/budget.hpp"
 #include "strategies/strategies.hpp"
 
 #include <optional>
@@ -14,25 +22,30 @@ namespace remat {
 inline const char* default_model_spec = "mlp:layers=100,width=512,batch=256,act=relu";
 
 struct CommonOptions {
-  std::string chain, model, strategy, budget, heuristic = "dtr", costs = "analytic", device = "cpu";
-  std::optional<int> slots;
-  int dp_slots = 200, repeat = 3, threads = 0;
+  std::string chain, model, strategy, budget, costs = "analytic", device = "cpu";
+  std::optional<std::string> heuristic;
+  std::optional<int> slots, dp_slots, threads;
+  int repeat = 3;
   bool json = false, print_program = false;
 };
 
 struct CompareOptions {
-  std::string model = default_model_spec, budgets, device = "cpu", csv, plot;
-  int repeat = 5, threads = 0;
+  std::string model = default_model_spec, budgets, strategies, device = "cpu", csv, plot;
+  int repeat = 5;
+  std::optional<int> threads;
   bool json = false;
 };
-
-// "1048576", "512KiB", "64MiB", "1.5GiB" (also K, M, G, KB, MB, GB as powers of 1024).
-std::size_t parse_budget(const std::string& text);
 
 int command_plan(const CommonOptions& options);
 int command_run(const CommonOptions& options);
 int command_compare(const CompareOptions& options);
 // The whole command line (cli.cpp): parses argv and runs one command; never throws.
 int run_cli(int argc, char** argv);
+
+// The StrategyOptions of `o` for strategy `info`; refuses options the strategy does
+// not read ("[plan] --slots does not apply to optimal (it applies to: sqrt, revolve)").
+StrategyOptions strategy_options_for(const std::string& command, const StrategyInfo& info,
+                                     const std::optional<int>& slots, const std::optional<std::string>& heuristic,
+                                     const std::optional<int>& dp_slots);
 
 }  // namespace remat

@@ -5,6 +5,8 @@
 #include "experiments/cli/explain.hpp"
 
 #include "autodiff/memory_policy.hpp"
+#include "experiments/cli/commands.hpp"
+#include "experiments/common/output_file.hpp"
 #include "strategies/stage_schedules.hpp"
 
 #include <fmt/format.h>
@@ -117,11 +119,6 @@ std::vector<std::pair<Instruction, int>> expand_schedule(const ChainView& view, 
   return out;
 }
 
-std::string bytes_text(std::size_t b) {
-  if (b >= (1u << 20)) return fmt::format("{} B ({:.2f} MiB)", b, static_cast<double>(b) / (1 << 20));
-  if (b >= (1u << 10)) return fmt::format("{} B ({:.1f} KiB)", b, static_cast<double>(b) / (1 << 10));
-  return fmt::format("{} B", b);
-}
 
 std::string ids_text(const Json& ids) {
   std::vector<std::string> parts;
@@ -133,9 +130,9 @@ std::string shape_text(const Json& shape) { return shape_string(shape.get<Shape>
 
 }  // namespace
 
-Json explain_plan(const Tape& tape, int loss, const Strategy& strategy, const Budget& budget,
-                  const ChainViewOptions& chain_options) {
-  Program program = strategy.plan(tape, loss, budget);  // InfeasibleBudget propagates unchanged
+Json explain_plan(const Tape& tape, int loss, const Strategy& strategy, const Budget& budget, const NodeCosts* costs) {
+  const PlanReport report = plan(strategy, PlanRequest{tape, loss, budget, costs});  // InfeasibleBudget propagates
+  const Program& program = report.program;
   const std::vector<bool> is_saved = values_read_by_backward(tape, program);
 
   // The executor's own trace on the metering backend: live budgeted bytes after each
@@ -147,18 +144,21 @@ Json explain_plan(const Tape& tape, int loss, const Strategy& strategy, const Bu
   StepReport trace = executor.run(program, {}, trace_options).report;
 
   // The chain view (and, for chain strategies, the stage schedule behind the program).
-  auto* chain_strategy = dynamic_cast<const ChainStrategy*>(&strategy);
-  ChainViewOptions view_options = chain_strategy ? chain_strategy->options().chain : chain_options;
-  std::optional<ChainView> view;
+  std::optional<ChainView> own_view;
+  const ChainView* view = report.stage ? report.stage->view.get() : nullptr;
   Json chain = nullptr, schedule_doc = nullptr;
   std::string chain_note;
-  try {
-    view = chain_view(tape, loss, view_options);
-    chain = chain_json(tape, *view);
-  } catch (const Error& e) {
-    if (chain_strategy) throw;
-    chain_note = e.what();  // a node-level strategy works on graphs that are no chain
+  if (!view) {
+    try {
+      ChainViewOptions vo;
+      vo.costs = costs;
+      own_view = chain_view(tape, loss, vo);
+      view = &*own_view;
+    } catch (const Error& e) {
+      chain_note = e.what();  // a node-level strategy works on graphs that are no chain
+    }
   }
+  if (view) chain = chain_json(tape, *view);
   std::vector<int> stage_of(tape.size(), -1);
   if (view)
     for (std::size_t s = 0; s < view->stage_nodes.size(); ++s)
@@ -166,9 +166,9 @@ Json explain_plan(const Tape& tape, int loss, const Strategy& strategy, const Bu
 
   std::vector<int> action_of(program.instructions.size(), -1);
   bool mapped = false;
-  if (chain_strategy && view) {
-    Schedule schedule = chain_strategy->schedule(view->chain, budget);
-    ScheduleStats stats = simulate_schedule(view->chain, schedule);
+  if (report.stage) {
+    const Schedule& schedule = report.stage->schedule;
+    const ScheduleStats& stats = report.stage->stats;
     Json actions = Json::array();
     std::vector<bool> forwarded(static_cast<std::size_t>(view->chain.length()), false);
     for (std::size_t k = 0; k < schedule.actions.size(); ++k) {
@@ -184,10 +184,11 @@ Json explain_plan(const Tape& tape, int loss, const Strategy& strategy, const Bu
                          {"memory_after", stats.memory_after[k]}});
     }
     schedule_doc = {{"actions", actions},
+                    {"setting", report.setting},
                     {"forward_steps", stats.forward_steps},
                     {"recomputed_steps", stats.recomputed_steps},
                     {"makespan", stats.makespan},
-                    {"peak_memory", stats.peak_memory}};
+                    {"planner_internal_bound_bytes", stats.peak_memory}};
     // Which action each instruction comes from, when the program is the lowered schedule.
     auto expected = expand_schedule(*view, schedule);
     std::size_t e = 0;
@@ -250,9 +251,12 @@ Json explain_plan(const Tape& tape, int loss, const Strategy& strategy, const Bu
                {"backward_ops", trace.backward_ops},
                {"parameter_bytes", trace.parameter_bytes},
                {"parameter_gradient_bytes", trace.parameter_gradient_bytes},
-               {"store_all_peak_bytes", simulate(tape, store_all_program(tape, loss)).peak_bytes},
-               {"analytic_time", analytic_program_time(tape, program)},
-               {"store_all_analytic_time", analytic_program_time(tape, store_all_program(tape, loss))}};
+               {"store_all_peak_bytes", report.store_all_peak},
+               {"planned_time", report.planned_time},
+               {"store_all_planned_time", report.store_all_time},
+               {"cost_source", report.cost_source},
+               {"setting", report.setting},
+               {"notes", report.notes}};
 
   Json doc{{"strategy", strategy.name()},
            {"budget_bytes", budget.bytes ? Json(*budget.bytes) : Json(nullptr)},
@@ -271,22 +275,14 @@ Json explain_plan(const Tape& tape, int loss, const Strategy& strategy, const Bu
 Json explain(const ExplainOptions& o) {
   if (o.model.empty()) throw Error("[explain] --model SPEC is required");
   if (o.format != "text" && o.format != "json") throw Error("[explain] --format must be text or json, got '" + o.format + "'");
-  if (o.dp_slots < 1) throw Error("[explain] --dp-slots must be at least 1");
-  StrategyOptions so;
-  so.slots = o.slots;
-  so.heuristic = o.heuristic;
-  so.dp_slots = o.dp_slots;
-  auto strategy = make_strategy(o.strategy, so);
+  const StrategyInfo& info = strategy_info(o.strategy);
+  auto strategy = info.make(strategy_options_for("explain", info, o.slots, o.heuristic, o.dp_slots));
   Model m = build_model(o.model);
-  Budget budget{o.budget_bytes};
-  if (o.budget_fraction) {
-    if (!(*o.budget_fraction > 0)) throw Error("[explain] a budget in percent must be positive");
-    auto store_all_peak = simulate(*m.tape, store_all_program(*m.tape, m.loss.id)).peak_bytes;
-    budget.bytes = static_cast<std::size_t>(*o.budget_fraction * static_cast<double>(store_all_peak));
-  }
-  Json doc = explain_plan(*m.tape, m.loss.id, *strategy, budget, so.chain);
+  Budget budget;
+  if (o.budget) budget.bytes = o.budget->resolve(simulate(*m.tape, store_all_program(*m.tape, m.loss.id)).peak_bytes);
+  Json doc = explain_plan(*m.tape, m.loss.id, *strategy, budget);
   doc["model"] = m.spec;
-  if (o.strategy == "greedy") doc["heuristic"] = o.heuristic;
+  if (o.strategy == "greedy") doc["heuristic"] = o.heuristic.value_or("dtr");
   return doc;
 }
 
@@ -341,12 +337,15 @@ void print_explanation(const Json& doc, std::ostream& out) {
     out << "\n== Schedule: none at stage level (" << doc.at("strategy").get<std::string>()
         << " plans node by node; its Program follows) ==\n";
   } else {
-    out << fmt::format("\n== Schedule: {} stage actions, {} forward steps ({} recomputed), stage-model peak {} ==\n",
-                       schedule.at("actions").size(), schedule.at("forward_steps").get<std::int64_t>(),
-                       schedule.at("recomputed_steps").get<std::int64_t>(), schedule.at("peak_memory").get<std::int64_t>());
+    out << fmt::format("\n== Schedule ({}): {} stage actions, {} forward steps ({} recomputed) ==\n",
+                       schedule.at("setting").get<std::string>(), schedule.at("actions").size(),
+                       schedule.at("forward_steps").get<std::int64_t>(), schedule.at("recomputed_steps").get<std::int64_t>());
+    out << fmt::format("  the stage model's memory below is the planner's internal bound ({} B at most); the plan's peak\n"
+                       "  is the program's, measured on the metering backend (section 4)\n",
+                       schedule.at("planner_internal_bound_bytes").get<std::int64_t>());
     out << "  F_ck i: run stage i keeping its input as a checkpoint; F_n i: run it keeping nothing;\n"
            "  F_all i: run it keeping its tape; B i: back-propagate it (B L seeds the loss gradient)\n";
-    out << fmt::format("  {:<5} {:<10} {:>13}\n", "step", "action", "memory after");
+    out << fmt::format("  {:<5} {:<10} {:>13}\n", "step", "action", "model after");
     for (const auto& a : schedule.at("actions"))
       out << fmt::format("  {:<5} {:<10} {:>13}{}\n", a.at("step").get<int>(),
                          fmt::format("{} {}", a.at("action").get<std::string>(), a.at("stage").get<int>()),
@@ -378,16 +377,17 @@ void print_explanation(const Json& doc, std::ostream& out) {
   // 5. Summary.
   const std::size_t peak = summary.at("peak_bytes").get<std::size_t>();
   out << "\n== Summary ==\n";
-  out << fmt::format("  peak budgeted bytes (simulate): {}   store-all: {}\n", bytes_text(peak),
+  out << fmt::format("  planned peak (simulate, what a run measures): {}   store-all: {}\n", bytes_text(peak),
                      bytes_text(summary.at("store_all_peak_bytes").get<std::size_t>()));
   std::vector<std::string> cats;
   for (auto& [name, v] : summary.at("peak_by_category").items())
     if (v.get<std::size_t>() > 0 && name != "parameter" && name != "parameter_gradient") cats.push_back(fmt::format("{} {}", name, v.get<std::size_t>()));
   out << fmt::format("  each category's own peak: {}\n", fmt::join(cats, ", "));
-  out << fmt::format("  ops: {} forward ({} recomputed), {} backward; analytic time {} ns (store-all {} ns)\n",
+  out << fmt::format("  ops: {} forward ({} recomputed), {} backward; planned time {} ns (store-all {} ns, {} costs)\n",
                      summary.at("forward_ops").get<std::int64_t>(), summary.at("recomputed_ops").get<std::int64_t>(),
-                     summary.at("backward_ops").get<std::int64_t>(), summary.at("analytic_time").get<std::int64_t>(),
-                     summary.at("store_all_analytic_time").get<std::int64_t>());
+                     summary.at("backward_ops").get<std::int64_t>(), summary.at("planned_time").get<std::int64_t>(),
+                     summary.at("store_all_planned_time").get<std::int64_t>(), summary.at("cost_source").get<std::string>());
+  for (const auto& n : summary.at("notes")) out << "  note: " << n.get<std::string>() << "\n";
   out << fmt::format("  not budgeted: parameters {}, their gradients {}\n", bytes_text(summary.at("parameter_bytes").get<std::size_t>()),
                      bytes_text(summary.at("parameter_gradient_bytes").get<std::size_t>()));
   if (const auto left = summary.at("live_bytes_at_end").get<std::size_t>(); left > 0)
@@ -407,11 +407,11 @@ void write_memory_csv(const Json& doc, std::ostream& out) {
 }
 
 int command_explain(const ExplainOptions& options, std::ostream& out) {
+  OutputFile csv("explain", "--memory-csv", options.memory_csv);  // checked before any planning
   Json doc = explain(options);
-  if (!options.memory_csv.empty()) {
-    std::ofstream csv(options.memory_csv);
-    if (!csv) throw Error("[explain] cannot write the memory CSV '" + options.memory_csv + "'");
-    write_memory_csv(doc, csv);
+  if (csv) {
+    write_memory_csv(doc, csv.open());
+    csv.close();
   }
   if (options.format == "json") out << doc.dump() << "\n";
   else print_explanation(doc, out);

@@ -19,6 +19,7 @@
 #pragma once
 
 #include "models/models.hpp"
+#include "strategies/budget.hpp"
 #include "strategies/strategies.hpp"
 
 #include <nlohmann/json.hpp>
@@ -32,20 +33,19 @@ namespace remat {
 struct ExplainOptions {
   std::string model;                         // model SPEC (models)
   std::string strategy;                      // a name from strategy_names()
-  std::optional<std::size_t> budget_bytes;   // absolute byte budget
-  std::optional<double> budget_fraction;     // or a fraction of store-all's simulated peak ("50%")
+  std::optional<BudgetSpec> budget;          // bytes or a percentage of store-all's peak
   std::optional<int> slots;                  // revolve: slots; sqrt: segments
-  std::string heuristic = "dtr";             // greedy
-  int dp_slots = 200;                        // optimal
+  std::optional<std::string> heuristic;      // greedy
+  std::optional<int> dp_slots;               // optimal
   std::string format = "text";               // text or json
   std::string memory_csv;                    // when set, per-instruction bytes by category go here
 };
 
 // The explanation of `strategy` planned on (tape, loss) under `budget`, as one
 // JSON object: {strategy, budget_bytes, tape, chain, schedule, program, live_bytes,
-// summary}. Throws InfeasibleBudget exactly as strategy.plan() does.
+// summary}. Throws InfeasibleBudget exactly as plan() does.
 nlohmann::json explain_plan(const Tape& tape, int loss, const Strategy& strategy, const Budget& budget,
-                            const ChainViewOptions& chain_options = {});
+                            const NodeCosts* costs = nullptr);
 // Builds the model and strategy named in `options` and explains them (adds "model").
 nlohmann::json explain(const ExplainOptions& options);
 
