@@ -56,6 +56,8 @@
 
 #include <algorithm>
 #include <limits>
+#include <numeric>
+#include <optional>
 
 namespace remat {
 
@@ -110,19 +112,105 @@ std::int64_t min_memory(const Ext& e) {
   return e.cw[0] + at(0, e.L);
 }
 
-class Table {
+// The row kernels of the fill, one contiguous loop each; built for AVX2 and for the
+// baseline ISA, the loader picks (function multiversioning). T is int32 when every
+// value of the table is known to fit, which doubles the lanes.
+template <class T>
+__attribute__((target_clones("avx2", "default"))) void chain_row(T* out, const T* b, T own, std::int64_t n) {
+  for (std::int64_t m = 0; m < n; ++m) out[m] = own + b[m];
+}
+template <class T>
+__attribute__((target_clones("avx2", "default"))) void leaf_row(T* out, const T* a, const T* b, T sf, std::int64_t n) {
+  for (std::int64_t m = 0; m < n; ++m) {
+    const T cand = sf + a[m] + b[m];
+    out[m] = cand < out[m] ? cand : out[m];
+  }
+}
+template <class T>
+__attribute__((target_clones("avx2", "default"))) void clamp_row(T* out, T inf, std::int64_t n) {
+  for (std::int64_t m = 0; m < n; ++m) out[m] = out[m] < inf ? out[m] : inf;
+}
+
+// opt[m][i][l] for one chain, all m < width, in T (int32 or int64); `inf` is the
+// infeasible value, small enough that three of them add without overflow.
+template <class T>
+class TableOf {
  public:
-  Table(const Ext& e, std::int64_t mx) : e_(e), width_(mx + 1) {
+  TableOf(const Ext& e, std::int64_t width, T inf) : e_(e), width_(width), inf_(inf) {
     const std::size_t N = static_cast<std::size_t>(e.L) + 1;
-    const double bytes = 8.0 * static_cast<double>(N * (N + 1) / 2) * static_cast<double>(width_);
-    if (bytes > 4.0 * (1u << 30))
-      throw Error(fmt::format("[optimal] the table for {} stages and {} memory slots needs {:.1f} GiB; use fewer slots",
-                              e.L, width_, bytes / (1u << 30)));
-    t_.assign(N * (N + 1) / 2 * static_cast<std::size_t>(width_), INF);
+    t_.assign(N * (N + 1) / 2 * static_cast<std::size_t>(width_), inf_);
     fill();
   }
-  const std::int64_t* row(int i, int l) const { return t_.data() + offset(i, l); }
-  std::int64_t at(int i, int l, std::int64_t m) const { return row(i, l)[m]; }
+  std::int64_t at(int i, int l, std::int64_t m) const {
+    const T v = t_[offset(i, l) + static_cast<std::size_t>(m)];
+    return v >= inf_ ? INF : static_cast<std::int64_t>(v);
+  }
+
+ private:
+  std::size_t offset(int i, int l) const {  // pairs in triangular order, one row of width_ each
+    return (static_cast<std::size_t>(l) * (l + 1) / 2 + static_cast<std::size_t>(i)) * static_cast<std::size_t>(width_);
+  }
+  const T* row(int i, int l) const { return t_.data() + offset(i, l); }
+
+  void fill() {
+    const int N = e_.L + 1;
+    const std::int64_t W = width_;
+    for (int d = 0; d < N; ++d)
+      for (int i = 0; i + d < N; ++i) {
+        const int l = i + d;
+        T* out = t_.data() + offset(i, l);
+        if (d == 0) {
+          const T value = static_cast<T>(e_.fw[i] + e_.bw[i]);
+          for (std::int64_t m = std::min(e_.base_limit(i), W); m < W; ++m) out[m] = value;
+          continue;
+        }
+        const std::int64_t lo = e_.mmin(i, l);
+        // chain checkpoint: F_all i, [i+1..l] with m - cbw[i+1], B i
+        {
+          const std::int64_t cb = e_.cbw[i + 1];
+          const std::int64_t start = std::min(std::max(lo, e_.chain_limit(i, l)), W);
+          if (start < W) chain_row<T>(out + start, row(i + 1, l) + (start - cb), static_cast<T>(e_.fw[i] + e_.bw[i]), W - start);
+        }
+        // leaf checkpoint at j: F_ck i, F_n i+1..j-1, [j..l] with m - cw[j], [i..j-1] with m
+        for (int j = i + 1; j <= l; ++j) {
+          const std::int64_t c = e_.cw[j];
+          const std::int64_t start = std::min(std::max(lo, c), W);
+          if (start < W)
+            leaf_row<T>(out + start, row(j, l) + (start - c), row(i, j - 1) + start,
+                        static_cast<T>(e_.fw_prefix[j] - e_.fw_prefix[i]), W - start);
+        }
+        clamp_row<T>(out, inf_, W);
+      }
+  }
+
+  const Ext& e_;
+  std::int64_t width_;
+  T inf_;
+  std::vector<T> t_;
+};
+
+class Table {
+ public:
+  Table(const Ext& e, std::int64_t mx) : e_(e) {
+    const std::int64_t width = mx + 1;
+    const double bytes32 = optimal_table_bytes(e.L, width) / 2;
+    if (bytes32 > 4.0 * (1u << 30))
+      throw Error(fmt::format("[optimal] the table for {} stages and {} memory slots needs {:.1f} GiB; use fewer slots",
+                              e.L, width, bytes32 / (1u << 30)));
+    // Every value is the time of a persistent schedule: each stage runs forward at most
+    // L + 1 times and backward once. When that bound fits in 2^29, int32 holds the table.
+    const double bound = static_cast<double>(e.fw_prefix.back()) * (e.L + 1) +
+                         static_cast<double>(std::accumulate(e.bw.begin(), e.bw.end(), std::int64_t{0}));
+    if (bound > static_cast<double>(INF) / 4)
+      throw Error(fmt::format("[optimal] the chain's times are too large to plan exactly (a schedule could take up to "
+                              "{:.3g} units, beyond 2^59): scale fw and bw down",
+                              bound));
+    if (bound < static_cast<double>(std::int64_t{1} << 29))
+      small_.emplace(e, width, std::int32_t{1} << 29);
+    else
+      large_.emplace(e, width, INF);
+  }
+  std::int64_t at(int i, int l, std::int64_t m) const { return small_ ? small_->at(i, l, m) : large_->at(i, l, m); }
 
   void rebuild(int i, int l, std::int64_t m, std::vector<StageAction>& out) const {
     while (true) {
@@ -133,7 +221,7 @@ class Table {
       }
       const std::int64_t value = at(i, l, m);
       const std::int64_t cb = e_.cbw[i + 1];
-      if (m >= e_.chain_limit(i, l) && e_.fw[i] + e_.bw[i] + at(i + 1, l, m - cb) == value) {
+      if (m >= e_.chain_limit(i, l) && m - cb >= 0 && e_.fw[i] + e_.bw[i] + at(i + 1, l, m - cb) == value) {
         out.push_back({StageActionKind::forward_taped, i});
         rebuild(i + 1, l, m - cb, out);
         out.push_back({StageActionKind::backward, i});
@@ -152,49 +240,9 @@ class Table {
   }
 
  private:
-  std::size_t offset(int i, int l) const {  // pairs in triangular order, one row of width_ each
-    return (static_cast<std::size_t>(l) * (l + 1) / 2 + static_cast<std::size_t>(i)) * static_cast<std::size_t>(width_);
-  }
-
-  void fill() {
-    const int N = e_.L + 1;
-    const std::int64_t W = width_;
-    for (int d = 0; d < N; ++d)
-      for (int i = 0; i + d < N; ++i) {
-        const int l = i + d;
-        std::int64_t* out = t_.data() + offset(i, l);
-        if (d == 0) {
-          const std::int64_t value = e_.fw[i] + e_.bw[i];
-          for (std::int64_t m = std::min(e_.base_limit(i), W); m < W; ++m) out[m] = value;
-          continue;
-        }
-        const std::int64_t lo = e_.mmin(i, l);
-        // chain checkpoint: F_all i, [i+1..l] with m - cbw[i+1], B i
-        {
-          const std::int64_t cb = e_.cbw[i + 1];
-          const std::int64_t own = e_.fw[i] + e_.bw[i];
-          const std::int64_t* b = row(i + 1, l);
-          for (std::int64_t m = std::min(std::max(lo, e_.chain_limit(i, l)), W); m < W; ++m)
-            out[m] = own + b[m - cb];
-        }
-        // leaf checkpoint at j: F_ck i, F_n i+1..j-1, [j..l] with m - cw[j], [i..j-1] with m
-        for (int j = i + 1; j <= l; ++j) {
-          const std::int64_t c = e_.cw[j];
-          const std::int64_t sf = e_.fw_prefix[j] - e_.fw_prefix[i];
-          const std::int64_t* a = row(j, l);
-          const std::int64_t* b = row(i, j - 1);
-          for (std::int64_t m = std::min(std::max(lo, c), W); m < W; ++m) {
-            const std::int64_t cand = sf + a[m - c] + b[m];
-            out[m] = cand < out[m] ? cand : out[m];
-          }
-        }
-        for (std::int64_t m = 0; m < W; ++m) out[m] = out[m] < INF ? out[m] : INF;
-      }
-  }
-
   const Ext& e_;
-  std::int64_t width_;
-  std::vector<std::int64_t> t_;
+  std::optional<TableOf<std::int32_t>> small_;
+  std::optional<TableOf<std::int64_t>> large_;
 };
 
 }  // namespace
@@ -314,10 +362,6 @@ std::vector<OptimalPlan> optimal_plans_up_to(const Chain& chain, std::int64_t ma
 namespace {
 
 constexpr double table_limit_bytes = 2.0 * (1u << 30);  // the most a DP table may take
-
-std::string units_text(std::int64_t units, std::int64_t slot) {
-  return slot == 1 ? fmt::format("{}", units) : fmt::format("{} slots of {}", units, slot);
-}
 
 class OptimalStrategy final : public ChainPlanner {
  public:

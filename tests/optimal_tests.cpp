@@ -86,8 +86,13 @@ class ExhaustiveSearch {
         const unsigned in = 1u << i, out = 1u << (i + 1);
         const std::int64_t t = c.ftmp[i];
         go(plain | out, xbar, kept | in, nb, c.fw[i], mem + cw(i + 1) + t);                          // F_ck i
-        if (!(plain & in) || droppable(i))
-          go((plain | out) & ~in, xbar, kept, nb, c.fw[i], mem + cw(i + 1) + t);                    // F_n i
+        if (!(plain & in) || droppable(i)) {  // F_n i; dropping a plain x(i) no tape holds frees it early
+          const bool drops = (plain & in) && !(xbar & in);
+          go((plain | out) & ~in, xbar, kept, nb, c.fw[i],
+             drops ? mem - cw(i) + std::min(c.fdrop.empty() ? cw(i) + cw(i + 1) + t : c.fdrop[static_cast<std::size_t>(i)],
+                                            cw(i) + cw(i + 1) + t)
+                   : mem + cw(i + 1) + t);
+        }
         go(plain & ~out, xbar | out, kept | in, nb, c.fw[i], mem + cbw(i + 1) + t);                 // F_all i
       }
       for (int j = 0; j <= L; ++j)
@@ -120,6 +125,9 @@ Chain random_small_chain(int L, std::mt19937& rng) {
       c.ftmp.push_back(r(0, 3));
     }
   }
+  // Half the chains carry fdrop (F_n frees x(i) early), at most the rotor transient.
+  if (rng() % 2)
+    for (int i = 0; i < L; ++i) c.fdrop.push_back(c.cw[i + 1] + r(0, 4));
   return c;
 }
 
@@ -220,7 +228,7 @@ TEST_CASE("optimal: infeasible byte budgets name the smallest feasible budget") 
     const int L = 1 + trial % 8;
     Chain c = random_small_chain(L, rng);
     const int scale = trial < 30 ? 13 : 997;  // bytes per unit: small chains are scanned exhaustively
-    for (auto* f : {&c.cw, &c.cbw, &c.ftmp, &c.btmp})
+    for (auto* f : {&c.cw, &c.cbw, &c.ftmp, &c.btmp, &c.fdrop})
       for (auto& v : *f) v = v * scale + static_cast<std::int64_t>(rng() % scale);
     for (int i = 1; i <= L; ++i) c.cbw[i] = std::max(c.cbw[i], c.cw[i]);
     c.name = "bytes" + std::to_string(trial);
