@@ -316,3 +316,68 @@ TEST_CASE("property: every strategy keeps the three promises on random graphs") 
     CHECK(tally.feasible_by_strategy[label] > 0);
   }
 }
+
+// Acceptance by the simulated peak (strategies/planning.hpp), on random graphs, for
+// every strategy and greedy heuristic, over a ladder of budgets:
+//   - monotone: accepted(B) implies accepted(B') for every larger B' of the ladder;
+//   - exact: a refusal names M > B; M is accepted and M - 1 refused;
+//   - no plan sneaks under a refusal: when B is refused, every plan the strategy
+//     returns at any budget of the ladder peaks above B;
+//   - store-all's peak is always accepted.
+// Default 20 graphs; REMAT_PROPERTY_CASES scales it (cases / 100).
+TEST_CASE("property: budgets are accepted exactly when a plan fits, monotonically, on random graphs") {
+  const std::uint64_t graphs = std::max<std::uint64_t>(4, env_or("REMAT_PROPERTY_CASES", 2000) / 100);
+  const std::uint64_t base_seed = env_or("REMAT_PROPERTY_SEED", 20240611) + 100000;
+  const auto configs = strategy_configs();
+  int refusals = 0, acceptances = 0;
+  for (std::uint64_t k = 0; k < graphs; ++k) {
+    const std::uint64_t seed = base_seed + k;
+    RandomGraph g = GraphBuilder(seed).build();
+    CAPTURE(seed);
+    INFO("graph: " << g.ops);
+    const Tape& tape = *g.tape;
+    const std::size_t full = simulate(tape, store_all_program(tape, g.loss.id)).peak_bytes;
+    std::vector<std::size_t> ladder;
+    for (double f : {0.02, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0})
+      ladder.push_back(static_cast<std::size_t>(f * static_cast<double>(full)));
+    for (const auto& [label, config] : configs) {
+      CAPTURE(label);
+      auto strategy = make_strategy(config.first, config.second);
+      auto outcome = [&](std::size_t b) -> std::optional<std::size_t> {  // the plan's peak, or none
+        try {
+          return plan(*strategy, PlanRequest{tape, g.loss.id, Budget{b}}).predicted.peak_bytes;
+        } catch (const InfeasibleBudget&) {
+          return std::nullopt;
+        }
+      };
+      std::vector<std::optional<std::size_t>> peaks;
+      for (std::size_t b : ladder) peaks.push_back(outcome(b));
+      REQUIRE(peaks.back());  // store-all's peak
+      for (std::size_t i = 0; i < ladder.size(); ++i) {
+        CAPTURE(ladder[i]);
+        if (peaks[i]) {
+          ++acceptances;
+          CHECK(*peaks[i] <= ladder[i]);
+          for (std::size_t j = i + 1; j < ladder.size(); ++j) CHECK(peaks[j].has_value());
+          continue;
+        }
+        ++refusals;
+        std::size_t least = 0;
+        try {
+          plan(*strategy, PlanRequest{tape, g.loss.id, Budget{ladder[i]}});
+        } catch (const InfeasibleBudget& e) {
+          least = e.min_feasible_bytes;
+        }
+        CHECK(least > ladder[i]);
+        CHECK(outcome(least).has_value());
+        CHECK_FALSE(outcome(least - 1).has_value());
+        for (const auto& p : peaks)
+          if (p) CHECK(*p > ladder[i]);
+      }
+    }
+  }
+  MESSAGE("acceptance property: " << acceptances << " accepted and " << refusals << " refused budgets on " << graphs
+                                  << " graphs");
+  CHECK(refusals > 0);
+  CHECK(acceptances > 0);
+}
