@@ -15,7 +15,8 @@
 // would at run time); a gradient when its vjp has run. The planner emits those
 // frees itself, so the executor's memory is exactly the planner's accounting,
 // which never exceeds the budget.
-// Recomputation past 50 N + 1000 operations stops with an Error (thrashing).
+// A run that recomputes more than 10 N + 1000 operations (N nodes) is thrashing: it
+// fails at that budget (the acceptance rule below then looks elsewhere).
 #include "strategies/strategies.hpp"
 
 #include "autodiff/memory_policy.hpp"
@@ -27,6 +28,7 @@
 #include <limits>
 #include <map>
 #include <numeric>
+#include <optional>
 
 namespace remat {
 namespace {
@@ -64,7 +66,11 @@ class GreedyPlanner {
     class_cost_.assign(n_, 0);
     consumers_.assign(n_, {});
     cost_.assign(n_, 1);
+    is_param_.assign(n_, false);
+    bytes_.assign(n_, 0);
     for (const Node& node : tape.nodes()) {
+      is_param_[static_cast<std::size_t>(node.id)] = node.kind == NodeKind::parameter;
+      bytes_[static_cast<std::size_t>(node.id)] = node.meta.bytes();
       for (int in : node.inputs) consumers_[static_cast<std::size_t>(in)].push_back(node.id);
       cost_[static_cast<std::size_t>(node.id)] = static_cast<double>(costs.forward(node.id));  // c(t): recompute cost
     }
@@ -74,7 +80,7 @@ class GreedyPlanner {
       if (ins.kind == InstructionKind::backward)
         for (int s : saved_for_backward(tape, ins.node)) ++remaining_uses_[static_cast<std::size_t>(s)];
     }
-    recompute_limit_ = 50 * static_cast<std::int64_t>(n_) + 1000;
+    recompute_limit_ = 10 * static_cast<std::int64_t>(n_) + 1000;
   }
 
   Program run() {
@@ -138,7 +144,8 @@ class GreedyPlanner {
  private:
   void pin(int v) { ++pinned_[static_cast<std::size_t>(v)]; }
   void unpin(int v) { --pinned_[static_cast<std::size_t>(v)]; }
-  bool is_param(int v) const { return tape_.node(v).kind == NodeKind::parameter; }
+  bool is_param(int v) const { return is_param_[static_cast<std::size_t>(v)]; }
+  const std::vector<int>& inputs_of(int v) const { return tape_.nodes()[static_cast<std::size_t>(v)].inputs; }
 
   // A use of v by the base program is done; a value nobody will read again leaves.
   void release_use(int v) {
@@ -151,7 +158,7 @@ class GreedyPlanner {
     auto i = static_cast<std::size_t>(v);
     resident_[i] = false;
     out_.instructions.push_back({InstructionKind::free, v});
-    current_ -= tape_.node(v).meta.bytes();
+    current_ -= bytes_[static_cast<std::size_t>(v)];
     auto it = std::find(resident_list_.begin(), resident_list_.end(), v);
     if (it != resident_list_.end()) {
       *it = resident_list_.back();
@@ -197,7 +204,7 @@ class GreedyPlanner {
         continue;
       }
       int missing = -1;
-      for (int in : tape_.node(t).inputs)
+      for (int in : inputs_of(t))
         if (!is_param(in) && !resident_[static_cast<std::size_t>(in)]) {
           missing = in;
           break;
@@ -224,21 +231,26 @@ class GreedyPlanner {
   // Sum of costs of evicted values connected to t through evicted values (capped search).
   double evicted_neighbourhood_cost(int t) {
     double total = 0;
-    std::vector<int> stack, seen;
+    std::size_t seen = 0;
+    if (seen_stamp_.size() != n_) seen_stamp_.assign(n_, 0);
+    const std::uint32_t stamp = ++stamp_;
+    stack_.clear();
+    auto& stack = stack_;
     auto visit = [&](int u) {
       auto i = static_cast<std::size_t>(u);
       if (is_param(u) || resident_[i] || !computed_[i]) return;
-      if (std::find(seen.begin(), seen.end(), u) != seen.end()) return;
-      seen.push_back(u);
+      if (seen_stamp_[i] == stamp) return;
+      seen_stamp_[i] = stamp;
+      ++seen;
       stack.push_back(u);
       total += cost_[i];
     };
-    for (int in : tape_.node(t).inputs) visit(in);
+    for (int in : inputs_of(t)) visit(in);
     for (int c : consumers_[static_cast<std::size_t>(t)]) visit(c);
-    while (!stack.empty() && seen.size() < 256) {
+    while (!stack.empty() && seen < 256) {
       int u = stack.back();
       stack.pop_back();
-      for (int in : tape_.node(u).inputs) visit(in);
+      for (int in : inputs_of(u)) visit(in);
       for (int c : consumers_[static_cast<std::size_t>(u)]) visit(c);
     }
     return total;
@@ -246,7 +258,7 @@ class GreedyPlanner {
 
   double score(int t) {
     auto i = static_cast<std::size_t>(t);
-    double m = static_cast<double>(std::max<std::size_t>(tape_.node(t).meta.bytes(), 1));
+    double m = static_cast<double>(std::max<std::size_t>(bytes_[i], 1));
     double s = static_cast<double>(clock_ - last_access_[i] + 1);
     double c = cost_[i];
     switch (heuristic_) {
@@ -263,7 +275,7 @@ class GreedyPlanner {
             e += class_cost_[static_cast<std::size_t>(r)];
           }
         };
-        for (int in : tape_.node(t).inputs) add(in);
+        for (int in : inputs_of(t)) add(in);
         for (int cn : consumers_[i]) add(cn);
         return (c + e) / (m * s);
       }
@@ -272,7 +284,7 @@ class GreedyPlanner {
       case Heuristic::size: return -m;
       case Heuristic::msps: {
         double e = 0;
-        for (int in : tape_.node(t).inputs)
+        for (int in : inputs_of(t))
           if (!is_param(in) && !resident_[static_cast<std::size_t>(in)]) e += cost_[static_cast<std::size_t>(in)];
         return (c + e) / m;
       }
@@ -293,7 +305,7 @@ class GreedyPlanner {
         parent_[static_cast<std::size_t>(b)] = a;
         class_cost_[static_cast<std::size_t>(a)] += class_cost_[static_cast<std::size_t>(b)];
       };
-      for (int in : tape_.node(t).inputs) merge(in);
+      for (int in : inputs_of(t)) merge(in);
       for (int c : consumers_[i]) merge(c);
     }
   }
@@ -333,6 +345,11 @@ class GreedyPlanner {
   std::vector<double> cost_, class_cost_;
   std::size_t current_ = 0, peak_ = 0, upper_ = std::numeric_limits<std::size_t>::max();
   std::int64_t clock_ = 0, recomputed_ = 0, recompute_limit_ = 0;
+  std::vector<bool> is_param_;
+  std::vector<std::size_t> bytes_;
+  std::vector<std::uint32_t> seen_stamp_;  // the capped search's visited marks (stamp_ per search)
+  std::uint32_t stamp_ = 0;
+  std::vector<int> stack_;
 };
 
 // One run at one internal budget: the plan and its interval of constancy, or nothing.
@@ -360,14 +377,18 @@ Run run_at(const Tape& tape, int loss, std::size_t budget, Heuristic h, const No
 
 // The acceptance rule for greedy (planning.hpp), with its family indexed by the
 // internal budget b. A run at b that succeeds with peak p makes the same decisions for
-// every b' in [p, upper] (GreedyPlanner::interval), so the feasible budgets near
-// store-all's peak form intervals [p_k, u_k] whose union reaches down to some M*,
-// found by walking down from store-all's peak (b = p - 1 after each run) until a run
-// fails. Greedy accepts B exactly when B >= M* and then returns the run at B; M* is the
-// least peak of any plan it returns (so refused(B) means no returned plan peaks at or
-// below B) and is itself accepted. Below M* a run may succeed by luck (eviction order
-// is not monotone in the budget, notably for size and msps); such budgets are refused
-// all the same, or feasibility would not be monotone.
+// every b' in [p, upper] (GreedyPlanner::upper), so greedy at b = p is that same plan.
+// Eviction is not monotone in the budget (a run may fail at b and succeed at b - 1,
+// notably with size and msps), so the threshold is fixed by one deterministic search
+// that does not depend on the budget asked for: a bisection between a certified
+// infeasible budget (below some instruction's own inputs and output) and store-all's
+// peak, where each successful run moves the upper end to its own peak. It ends with
+// M* feasible (a run at M* peaks at exactly M*) and M* - 1 infeasible; the feasible
+// points it visited, M* = h_k < ... < h_0, each peak at exactly their value.
+// Greedy accepts B exactly when B >= M*. It returns the run at B when that succeeds
+// with a peak of at least M*, else the run at the largest visited point h <= B. So
+// every plan it returns peaks at or above M*, the least feasible budget is M*, and a
+// plan for a smaller budget is always a valid answer for a larger one.
 class GreedySearch {
  public:
   GreedySearch(const Tape& tape, int loss, Heuristic h, std::string heuristic, const NodeCosts& costs)
@@ -384,30 +405,41 @@ class GreedySearch {
     return runs_at_.emplace(b, run_at(tape_, loss_, b, h_, costs_)).first->second;
   }
 
-  // Whether every budget in [b, top] succeeds (b's run succeeded).
-  bool region_reaches_top(std::size_t b) {
-    while (true) {
-      const Run& r = at(b);
-      if (!r.feasible) return false;
-      if (r.upper >= top_) return true;
-      b = r.upper + 1;
+  // M*, and the visited feasible points (each a budget whose run peaks at exactly it).
+  std::size_t threshold() {
+    if (threshold_) return *threshold_;
+    std::size_t lo = certified_infeasible();
+    const Run& top_run = at(top_);
+    if (!top_run.feasible) throw Error("[greedy] internal: the run at store-all's peak failed");
+    std::size_t hi = top_run.peak;
+    points_.push_back(hi);
+    while (hi - lo > 1) {
+      const std::size_t mid = lo + (hi - lo) / 2;
+      const Run& r = at(mid);
+      if (r.feasible) {
+        hi = r.peak;  // > lo: a run at lo would have made the same decisions
+        points_.push_back(hi);
+      } else {
+        lo = mid;
+      }
     }
+    threshold_ = hi;
+    return hi;
   }
 
-  // M*: walk down from store-all's peak.
-  std::size_t least_accepted() {
-    std::size_t b = top_, least = top_;
-    while (true) {
-      const Run& r = at(b);
-      if (!r.feasible) return least;
-      least = r.peak;
-      if (r.peak == 0) return 0;
-      b = r.peak - 1;
-    }
+  // The plan for budget B >= threshold().
+  const Run& plan_for(std::size_t B) {
+    const std::size_t least = threshold();
+    const Run& r = at(B);
+    if (r.feasible && r.peak >= least) return r;
+    std::size_t best = least;
+    for (std::size_t p : points_)
+      if (p <= B) best = std::max(best, p);
+    return at(best);
   }
 
   [[noreturn]] void refuse(std::size_t budget) {
-    const std::size_t least = least_accepted();
+    const std::size_t least = threshold();
     throw InfeasibleBudget(fmt::format("[greedy] budget {} bytes is infeasible with heuristic {} (an instruction's "
                                        "pinned values do not fit, or recomputation thrashes); the smallest feasible "
                                        "budget is {} bytes",
@@ -416,6 +448,24 @@ class GreedySearch {
   }
 
  private:
+  // One byte below the least memory some compute instruction needs on its own (its
+  // non-parameter inputs, its output and its scratch): no schedule runs there.
+  std::size_t certified_infeasible() const {
+    std::size_t need = 0;
+    for (int id : compute_order(tape_, loss_)) {
+      const Node& n = tape_.node(id);
+      std::size_t bytes = compute_bytes(tape_, id).peak_extra;
+      std::vector<int> seen;
+      for (int in : n.inputs)
+        if (tape_.node(in).kind != NodeKind::parameter && std::find(seen.begin(), seen.end(), in) == seen.end()) {
+          seen.push_back(in);
+          bytes += tape_.node(in).meta.bytes();
+        }
+      need = std::max(need, bytes);
+    }
+    return need > 0 ? need - 1 : 0;
+  }
+
   const Tape& tape_;
   int loss_;
   Heuristic h_;
@@ -424,6 +474,8 @@ class GreedySearch {
   std::size_t top_ = 0;
   int runs_ = 0;
   std::map<std::size_t, Run> runs_at_;
+  std::optional<std::size_t> threshold_;
+  std::vector<std::size_t> points_;
 };
 
 class GreedyStrategy final : public RematStrategy {
@@ -439,8 +491,9 @@ class GreedyStrategy final : public RematStrategy {
     GreedySearch search(request.tape, request.loss, h, options_.heuristic, request.costs ? *request.costs : analytic);
     // Without a budget the greedy runtime never evicts: it is store-all.
     const std::size_t B = request.budget.bytes ? *request.budget.bytes : search.top();
-    const Run& run = search.at(B);
-    if (!run.feasible || !search.region_reaches_top(B)) search.refuse(B);
+    if (B < search.top() && B < search.threshold()) search.refuse(B);
+    const Run& run = B >= search.top() ? search.at(B) : search.plan_for(B);
+    if (!run.feasible) throw Error("[greedy] internal: the run at store-all's peak failed");
     PlanReport report;
     report.strategy = name();
     report.setting = fmt::format("{}, budget {}", options_.heuristic, bytes_text(B));
