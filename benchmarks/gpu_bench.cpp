@@ -170,11 +170,11 @@ nlohmann::json bench_model(Backend& backend, const std::string& spec, int steps)
   const Program store_all = store_all_program(tape, m.loss.id);
   StrategyOptions options;
   const std::size_t sqrt_peak = simulate(tape, make_strategy("sqrt", options)->plan(tape, m.loss.id, Budget{})).peak_bytes;
-  const std::vector<Plan> plans = {
-      {"store-all", "-", std::nullopt},          {"sqrt", "sqrt(L) segments", std::nullopt},
-      {"chen-greedy", "least memory", std::nullopt}, {"revolve", "log4(L) slots", std::nullopt},
-      {"optimal", "budget = sqrt's peak", sqrt_peak}, {"greedy", "dtr, budget = sqrt's peak", sqrt_peak},
-  };
+  // Every strategy of the registry at its default, as `remat compare` has them.
+  std::vector<Plan> plans;
+  for (const auto& row : strategy_registry())
+    plans.push_back(row.compared_at_sqrt_peak ? Plan{row.name, "budget = sqrt's peak", sqrt_peak}
+                                              : Plan{row.name, row.default_setting, std::nullopt});
   fmt::print("\n== one training step of {} on the GPU ==\n", m.spec);
   fmt::print("{:<12} {:<26} {:>10} {:>12} {:>12} {:>12} {:>10} {:>9} {:>9} {:>7}\n", "strategy", "setting", "plan s",
              "peak meas.", "peak plan", "device peak", "recomputed", "step ms", "overhead", "grads");

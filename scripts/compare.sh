@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's main command: installs missing packages, builds, and compares
 # every strategy on the default model (a table on stdout, CSV and PNG in results/).
-# Extra arguments go to `remat compare` (e.g. --model resmlp:layers=64 --budgets 0.5,0.3).
+# Extra arguments go to `remat compare` (e.g. --model resmlp:layers=64 --budgets 50%,30%).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install_deps.sh

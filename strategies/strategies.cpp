@@ -25,9 +25,9 @@ const std::vector<StrategyInfo>& strategy_registry() {
       {"revolve", "binomial checkpointing with s slots (Griewank and Walther 2000)", "log4(L) slots",
        StrategyLevel::chain, {O::slots}, &make_revolve_strategy},
       {"optimal", "DP-optimal persistent schedule of a heterogeneous chain (Beaumont et al. 2019)",
-       "the least time at store-all's memory", StrategyLevel::chain, {O::dp_slots}, &make_optimal_strategy},
+       "the least time at store-all's memory", StrategyLevel::chain, {O::dp_slots}, &make_optimal_strategy, true},
       {"greedy", "budget-greedy eviction with recomputation on demand, any graph (Kirisame et al. 2021, DTR)",
-       "store-all (nothing to evict)", StrategyLevel::node, {O::heuristic}, &make_greedy_strategy},
+       "store-all (nothing to evict)", StrategyLevel::node, {O::heuristic}, &make_greedy_strategy, true},
   };
   return rows;
 }

@@ -36,6 +36,9 @@ struct StrategyInfo {
   StrategyLevel level;
   std::vector<StrategyOption> options;
   std::unique_ptr<RematStrategy> (*make)(const StrategyOptions&);
+  // Without a budget its plan is store-all's, so comparisons (compare, gpu_bench) give it
+  // sqrt's peak as the budget.
+  bool compared_at_sqrt_peak = false;
   bool uses(StrategyOption option) const;
 };
 

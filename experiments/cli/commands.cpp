@@ -326,8 +326,7 @@ int command_compare(const CompareOptions& o) {
     const std::size_t sqrt_peak = plan(*make_strategy("sqrt"), PlanRequest{tape, m.loss.id, Budget{}}).predicted.peak_bytes;
     for (const StrategyInfo* info : chosen) {
       if (info->name == "store-all") continue;
-      const bool trivial = info->name == "optimal" || info->name == "greedy";
-      if (trivial) rows.push_back({info->name, "budget = sqrt's peak", sqrt_peak, std::to_string(sqrt_peak)});
+      if (info->compared_at_sqrt_peak) rows.push_back({info->name, "budget = sqrt's peak", sqrt_peak, std::to_string(sqrt_peak)});
       else rows.push_back({info->name, info->default_setting, std::nullopt, "-"});
     }
   } else {

@@ -42,15 +42,15 @@ void exercise(const Chain& chain, std::uint64_t budget_seed) {
       if (v > (std::int64_t{1} << 24)) return;
   const std::int64_t store_all_peak = simulate_schedule(chain, store_all_schedule(chain)).peak_memory;
   const auto budget = static_cast<std::size_t>(budget_seed % static_cast<std::uint64_t>(2 * store_all_peak + 2));
-  for (const char* name : {"store-all", "sqrt", "chen-greedy", "revolve", "optimal"}) {
+  for (const auto& row : strategy_registry()) {
+    if (row.level != StrategyLevel::chain) continue;
     StrategyOptions options;
-    options.dp_slots = 50;
-    auto strategy = make_strategy(name, options);
-    auto* chain_strategy = dynamic_cast<ChainStrategy*>(strategy.get());
-    if (!chain_strategy) __builtin_trap();
+    if (row.name == "optimal") options.dp_slots = 50;
+    auto strategy = row.make(options);
     try {
-      Schedule s = chain_strategy->schedule(chain, Budget{budget});
-      simulate_schedule(chain, s);  // the schedule must replay (it throws on a missing input)
+      StagePlan p = strategy->plan_chain(chain, Budget{budget});
+      // The schedule must replay (it throws on a missing input) and fit the budget.
+      if (simulate_schedule(chain, p.schedule).peak_memory > static_cast<std::int64_t>(budget)) __builtin_trap();
     } catch (const InfeasibleBudget& e) {
       if (e.min_feasible_bytes <= budget) __builtin_trap();  // "infeasible" must name a larger budget
     } catch (const Error&) {
