@@ -54,7 +54,7 @@ struct Pool2dGeometry {
 
 class Backend {
  public:
-  virtual ~Backend() = default;
+  virtual ~Backend() { life_->alive = false; }
   virtual std::string name() const = 0;
   virtual bool computes() const { return true; }
   // Waits until every kernel launched so far has finished (asynchronous devices);
@@ -150,6 +150,7 @@ class Backend {
 
  private:
   MemoryMeter meter_;
+  std::shared_ptr<BackendLife> life_ = std::make_shared<BackendLife>();
 };
 
 // Picks an implementation by dtype: f(float{}) or f(double{}); i32 is refused.

@@ -66,7 +66,11 @@ Value Tape::record(std::shared_ptr<const Op> op, std::vector<Value> inputs) {
   return add_node(std::move(n));
 }
 
-void Tape::mark_stage(Value v) { nodes_.at(static_cast<std::size_t>(v.id)).stage_mark = true; }
+void Tape::mark_stage(Value v) {
+  if (v.tape != this) throw Error("[mark_stage] the value was recorded on another tape (or none)");
+  if (v.id < 0 || static_cast<std::size_t>(v.id) >= nodes_.size()) throw Error("[mark_stage] no such node on this tape");
+  nodes_[static_cast<std::size_t>(v.id)].stage_mark = true;
+}
 
 const Node& Tape::node(int id) const {
   if (id < 0 || static_cast<std::size_t>(id) >= nodes_.size())

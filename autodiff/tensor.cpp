@@ -90,7 +90,9 @@ void MemoryMeter::reset_peaks() {
   allocation_count_ = 0;
 }
 
-Storage::~Storage() { backend_->release(data_, bytes_, category_); }
+Storage::~Storage() {
+  if (life_->alive) backend_->release(data_, bytes_, category_);
+}
 
 std::int64_t Tensor::dim(int axis) const {
   int r = rank();
@@ -159,7 +161,7 @@ Tensor Backend::empty(const TensorMeta& meta, MemoryCategory category) {
   std::size_t bytes = meta.bytes();
   void* data = raw_allocate(bytes);
   meter_.on_allocate(bytes, category);
-  return Tensor(meta, std::make_shared<Storage>(*this, data, bytes, category));
+  return Tensor(meta, std::make_shared<Storage>(*this, life_, data, bytes, category));
 }
 
 Tensor Backend::zeros(const TensorMeta& meta, MemoryCategory category) {

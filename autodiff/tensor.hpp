@@ -89,11 +89,19 @@ class MemoryMeter {
 
 class Backend;
 
+// Whether a backend still exists: shared by the backend and every Storage it handed out,
+// so a tensor that outlives its backend (a StepResult kept past the backend's scope)
+// neither calls into a destroyed object nor frees through one: its bytes stay
+// allocated (they are the caller's leak, not undefined behaviour).
+struct BackendLife {
+  bool alive = true;
+};
+
 // Bytes owned through a backend. data() is null on the metering-only backend.
 class Storage {
  public:
-  Storage(Backend& backend, void* data, std::size_t bytes, MemoryCategory category)
-      : backend_(&backend), data_(data), bytes_(bytes), category_(category) {}
+  Storage(Backend& backend, std::shared_ptr<BackendLife> life, void* data, std::size_t bytes, MemoryCategory category)
+      : backend_(&backend), life_(std::move(life)), data_(data), bytes_(bytes), category_(category) {}
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -105,6 +113,7 @@ class Storage {
 
  private:
   Backend* backend_;
+  std::shared_ptr<BackendLife> life_;
   void* data_;
   std::size_t bytes_;
   MemoryCategory category_;

@@ -20,6 +20,7 @@ namespace remat::zoo {
 Model build_heat(const ModelSpec& spec) {
   Options o(spec);
   auto steps = o.integer("steps", 100);
+  o.limit_nodes("steps", steps, 14);
   auto grid = o.integer("grid", 64, 3, 1 << 24);
   auto r_percent = o.integer("r", 25, 1, 50);  // r in hundredths
   bool burgers = o.choice("equation", "heat", {"heat", "burgers"}) == "burgers";

@@ -60,6 +60,7 @@ Value activation(const std::string& act, Value x) {
 Model build_mlp(const ModelSpec& spec, bool residual) {
   Options o(spec);
   auto layers = o.integer("layers", residual ? 16 : 8);
+  o.limit_nodes("layers", layers, 8);
   auto width = o.integer("width", 256);
   auto batch = o.integer("batch", 64);
   auto act = o.choice("act", "relu", {"relu", "tanh", "gelu", "sigmoid"});

@@ -35,6 +35,16 @@ class Options {
     resolved_.options[key] = it->second;
     return v;
   }
+  // Refuses a size whose tape would not fit in a host's memory (a bare std::bad_alloc
+  // otherwise): `count` units of `key`, each recording about `nodes_per_unit` nodes.
+  void limit_nodes(const std::string& key, std::int64_t count, std::int64_t nodes_per_unit) {
+    constexpr std::int64_t max_nodes = 10000000;
+    if (count > max_nodes / std::max<std::int64_t>(1, nodes_per_unit))
+      throw Error(fmt::format("[model {}] {}={} would record about {} tape nodes; a model may have at most {} (use a "
+                              "smaller {})",
+                              spec_.name, key, count, static_cast<double>(count) * static_cast<double>(nodes_per_unit),
+                              max_nodes, key));
+  }
   std::string choice(const std::string& key, const std::string& fallback, const std::set<std::string>& allowed) {
     used_.insert(key);
     auto it = spec_.options.find(key);

@@ -12,6 +12,7 @@ namespace remat::zoo {
 Model build_resnet(const ModelSpec& spec) {
   Options o(spec);
   auto blocks = o.integer("blocks", 3);
+  o.limit_nodes("blocks", blocks, 40);
   auto width = o.integer("width", 8);
   auto batch = o.integer("batch", 8);
   auto image = o.integer("image", 32, 4, 512);

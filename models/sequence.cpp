@@ -20,6 +20,7 @@ namespace remat::zoo {
 Model build_lstm(const ModelSpec& spec) {
   Options o(spec);
   auto steps = o.integer("steps", 32);
+  o.limit_nodes("steps", steps, 40);
   auto hidden = o.integer("hidden", 32);
   auto input = o.integer("input", 16);
   auto batch = o.integer("batch", 8);
@@ -68,6 +69,7 @@ Model build_lstm(const ModelSpec& spec) {
 Model build_transformer(const ModelSpec& spec) {
   Options o(spec);
   auto layers = o.integer("layers", 2);
+  o.limit_nodes("layers", layers, 80);
   auto width = o.integer("width", 32);
   auto heads = o.integer("heads", 4);
   auto seq = o.integer("seq", 16);

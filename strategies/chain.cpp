@@ -12,15 +12,18 @@
 //  - uniform(n): fw = 1, bw = 2 with bw[L] = 0 (the loss), cw = 1, cbw = 2 for
 //    every index (cbw[0] is never read: no stage produces x(0); it is 2 so that
 //    the arrays are uniform), ftmp = btmp = 0.
-//  - parse_spec(): "uniform:n=N" (1 <= N <= 100000000) or "file:PATH" (a JSON
-//    chain file); errors name the spec.
+//  - parse_spec(): "uniform:n=N" (1 <= N <= 10^7) or "file:PATH" (a regular JSON
+//    file of at most 64 MiB, nested at most 16 deep, no duplicate keys; values at
+//    most 2^50); errors name the spec and never print a whole offending value.
 //  - in_slots(b): every memory field (cw, cbw, ftmp, btmp) becomes ceil(x / b)
 //    slots, so a plan that fits in slots fits in bytes; times are unchanged.
 #include "strategies/chain.hpp"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -48,6 +51,8 @@ const Field fields[] = {
 void validate_as(const Chain& chain, const std::string& label) {
   const auto L = static_cast<std::size_t>(chain.fw.size());
   if (L < 1) throw Error(fmt::format("[chain {}] fw is empty: a chain needs at least one stage (L >= 1)", label));
+  if (L > 10000000)
+    throw Error(fmt::format("[chain {}] {} stages; a chain has at most 10000000", label, L));
   for (const auto& f : fields) {
     const auto& values = chain.*(f.member);
     const std::size_t expected = f.length_is_l_plus_1 ? L + 1 : L;
@@ -55,8 +60,12 @@ void validate_as(const Chain& chain, const std::string& label) {
     if (values.size() != expected)
       throw Error(fmt::format("[chain {}] {} has {} entries, expected {} = {}", label, f.name, values.size(),
                               f.length_is_l_plus_1 ? "L+1" : "L", expected));
-    for (std::size_t i = 0; i < values.size(); ++i)
+    for (std::size_t i = 0; i < values.size(); ++i) {
       if (values[i] < 0) throw Error(fmt::format("[chain {}] {}[{}] = {} is negative", label, f.name, i, values[i]));
+      if (values[i] > chain_value_limit)
+        throw Error(fmt::format("[chain {}] {}[{}] = {} is too large (at most 2^50 = {})", label, f.name, i, values[i],
+                                chain_value_limit));
+    }
   }
   for (std::size_t i = 1; i <= L; ++i)
     if (chain.cbw[i] < chain.cw[i])
@@ -66,9 +75,74 @@ void validate_as(const Chain& chain, const std::string& label) {
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return a / b + (a % b != 0 ? 1 : 0); }
 
+// At most 60 characters of a JSON value, for messages: never the whole value (an array
+// or object is described, not printed, so no deep value is ever walked recursively).
+std::string excerpt(const nlohmann::json& v) {
+  if (v.is_array()) return fmt::format("[...] ({} elements)", v.size());
+  if (v.is_object()) return fmt::format("{{...}} ({} keys)", v.size());
+  std::string text = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return text.size() <= 60 ? text : text.substr(0, 57) + "...";
+}
+
+// The deepest nesting of arrays and objects in a JSON text (strings skipped), so that a
+// pathological file is refused before the recursive parser sees it.
+std::size_t nesting_depth(const std::string& text) {
+  std::size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '[' || c == '{') deepest = std::max(deepest, ++depth);
+    else if ((c == ']' || c == '}') && depth > 0) --depth;
+  }
+  return deepest;
+}
+
+// Refuses duplicate keys (nlohmann keeps the last one silently).
+struct DuplicateKey {
+  std::string key;
+};
+
+
 }  // namespace
 
 void Chain::validate() const { validate_as(*this, name.empty() ? std::string("unnamed") : name); }
+
+Chain Chain::parse_text(const std::string& text, const std::string& source) {
+  if (text.size() > chain_file_limit)
+    throw Error(fmt::format("[chain {}] the file has {} bytes; chain files may have at most {} bytes (64 MiB)", source,
+                            text.size(), chain_file_limit));
+  if (const std::size_t depth = nesting_depth(text); depth > chain_nesting_limit)
+    throw Error(fmt::format("[chain {}] arrays or objects nested {} deep; a chain file nests at most {} deep", source,
+                            depth, chain_nesting_limit));
+  // Duplicate keys are refused (the parser would keep the last one without a word).
+  std::vector<std::vector<std::string>> keys;  // the keys seen in each open object
+  auto callback = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    using E = nlohmann::json::parse_event_t;
+    if (event == E::object_start) keys.emplace_back();
+    else if (event == E::object_end && !keys.empty()) keys.pop_back();
+    else if (event == E::key && !keys.empty()) {
+      const std::string key = parsed.get<std::string>();
+      if (std::find(keys.back().begin(), keys.back().end(), key) != keys.back().end()) throw DuplicateKey{key};
+      keys.back().push_back(key);
+    }
+    return true;
+  };
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(text, callback);
+  } catch (const DuplicateKey& d) {
+    throw Error(fmt::format("[chain {}] the key '{}' appears twice", source, d.key));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("[chain {}] not valid JSON: {}", source, e.what()));
+  }
+  return from_json(json, source);
+}
 
 nlohmann::json Chain::to_json() const {
   nlohmann::json j = nlohmann::json::object();
@@ -110,14 +184,15 @@ Chain Chain::from_json(const nlohmann::json& json, const std::string& source) {
       const auto& v = (*it)[i];
       if (v.is_number_unsigned()) {
         auto u = v.get<std::uint64_t>();
-        if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-          throw Error(fmt::format("[chain {}] {}[{}] = {} is too large", source, f.name, i, u));
+        if (u > static_cast<std::uint64_t>(chain_value_limit))
+          throw Error(fmt::format("[chain {}] {}[{}] = {} is too large (at most 2^50 = {})", source, f.name, i, u,
+                                  chain_value_limit));
         values.push_back(static_cast<std::int64_t>(u));
       } else if (v.is_number_integer()) {
         values.push_back(v.get<std::int64_t>());
       } else {
         throw Error(fmt::format("[chain {}] {}[{}] must be an integer, got {} {}", source, f.name, i, v.type_name(),
-                                v.dump()));
+                                excerpt(v)));
       }
     }
   }
@@ -149,25 +224,32 @@ Chain Chain::parse_spec(const std::string& spec) {
     const std::string digits = spec.substr(uniform_prefix.size());
     long long n = 0;
     auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || n < 1 || n > 100000000)
-      throw Error(fmt::format("[chain {}] N must be an integer between 1 and 100000000, got '{}'", spec, digits));
+    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || n < 1 || n > 10000000)
+      throw Error(fmt::format("[chain {}] N must be an integer between 1 and 10000000, got '{}'", spec, digits));
     return uniform(static_cast<int>(n));
   }
   if (spec.rfind(file_prefix, 0) == 0) {
     const std::string path = spec.substr(file_prefix.size());
     if (path.empty()) throw Error(fmt::format("[chain {}] the file path is empty", spec));
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    if (ec || !std::filesystem::exists(status))
+      throw Error(fmt::format("[chain {}] cannot open '{}' for reading: no such file", spec, path));
+    if (std::filesystem::is_directory(status))
+      throw Error(fmt::format("[chain {}] cannot read '{}': it is a directory", spec, path));
+    if (!std::filesystem::is_regular_file(status))
+      throw Error(fmt::format("[chain {}] cannot read '{}': not a regular file (a device, a pipe or a socket)", spec, path));
+    const auto size = std::filesystem::file_size(path, ec);
+    if (!ec && size > chain_file_limit)
+      throw Error(fmt::format("[chain {}] '{}' has {} bytes; chain files may have at most {} bytes (64 MiB)", spec, path,
+                              size, chain_file_limit));
     std::ifstream in(path, std::ios::binary);
     if (!in) throw Error(fmt::format("[chain {}] cannot open '{}' for reading", spec, path));
-    std::stringstream text;
-    text << in.rdbuf();
+    std::string text(chain_file_limit + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
     if (in.bad()) throw Error(fmt::format("[chain {}] cannot read '{}'", spec, path));
-    nlohmann::json json;
-    try {
-      json = nlohmann::json::parse(text.str());
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(fmt::format("[chain {}] not valid JSON: {}", spec, e.what()));
-    }
-    return from_json(json, spec);
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    return parse_text(text, spec);
   }
   throw Error(fmt::format("[chain {}] unknown chain spec: expected 'uniform:n=N' or 'file:PATH'", spec));
 }

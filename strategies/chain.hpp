@@ -28,6 +28,12 @@
 
 namespace remat {
 
+// Bounds of what a chain may hold, so that every sum the planners form fits in 64 bits
+// (values up to 2^50, at most 10^7 stages) and a hostile file cannot exhaust memory.
+inline constexpr std::int64_t chain_value_limit = std::int64_t{1} << 50;
+inline constexpr std::size_t chain_file_limit = std::size_t{64} << 20;  // bytes of a chain file
+inline constexpr std::size_t chain_nesting_limit = 16;                 // arrays/objects nested
+
 struct Chain {
   std::string name;
   std::vector<std::int64_t> fw, bw, cw, cbw, ftmp, btmp;
@@ -44,8 +50,11 @@ struct Chain {
   void validate() const;
   nlohmann::json to_json() const;
   static Chain from_json(const nlohmann::json& json, const std::string& source);
+  // A chain file's text: size, nesting and duplicate keys checked before from_json.
+  static Chain parse_text(const std::string& text, const std::string& source);
   static Chain uniform(int stages);
-  // "uniform:n=N" or "file:PATH" (the CLI's --chain); errors name the spec.
+  // "uniform:n=N" (N <= 10^7) or "file:PATH" (a regular file of at most 64 MiB; the
+  // CLI's --chain); errors name the spec.
   static Chain parse_spec(const std::string& spec);
   // Memory rounded up to slots of `slot_bytes` (conservatively: never smaller).
   Chain in_slots(std::int64_t slot_bytes) const;

@@ -23,7 +23,7 @@ PlanReport ChainPlanner::plan_report(const PlanRequest& request) const {
   auto view = std::make_shared<const ChainView>(chain_view(tape, request.loss, view_options));
   const bool budgeted = request.budget.bytes.has_value();
 
-  CandidateSearch search(tape, name());
+  CandidateSearch search(tape, name(), options_.time_limit_seconds);
   for (auto& ns : family(view->chain, budgeted))
     search.add(schedule_candidate(tape, view, std::move(ns.schedule), name(), std::move(ns.setting), costs));
   add_candidates(request, costs, search);

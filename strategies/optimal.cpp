@@ -76,6 +76,14 @@ struct Ext {
     ftmp.push_back(0);
     cw.push_back(0);
     cbw.push_back(0);
+    // Every value the DP forms is a sum of these: refuse chains whose totals could
+    // overflow (values are at most 2^50 each, chain.hpp; the totals must stay below 2^60).
+    __int128 time = 0, memory = 0;
+    for (int i = 0; i <= L; ++i) time += static_cast<__int128>(fw[i]) + bw[i];
+    for (int i = 0; i <= L + 1; ++i) memory += static_cast<__int128>(cw[i]) + cbw[i] + (i <= L ? ftmp[i] + btmp[i] : 0);
+    if (time >= (static_cast<__int128>(1) << 60) || memory >= (static_cast<__int128>(1) << 60))
+      throw Error(fmt::format("[optimal] chain {}: its total time or memory reaches 2^60; scale the costs down to plan it",
+                              c.name));
     fw_prefix.assign(L + 2, 0);
     for (int i = 0; i <= L; ++i) fw_prefix[i + 1] = fw_prefix[i] + fw[i];
   }
@@ -330,6 +338,11 @@ Schedule optimal_schedule(const Chain& chain, std::int64_t budget, int slot_coun
   return optimal_plan(chain, budget, slot_count).schedule;
 }
 
+double optimal_estimated_seconds(int stages, std::int64_t width) {
+  const double N = static_cast<double>(stages) + 1;
+  return N * N * N / 6 * (static_cast<double>(width) / 8e8 + 1 / 3e8);
+}
+
 double optimal_table_bytes(int stages, std::int64_t width) {
   const double N = static_cast<double>(stages) + 1;
   return 8.0 * N * (N + 1) / 2 * static_cast<double>(width);
@@ -363,6 +376,15 @@ namespace {
 
 constexpr double table_limit_bytes = 2.0 * (1u << 30);  // the most a DP table may take
 
+// Refuses a DP that would run past the time limit, before it starts.
+void check_dp_cost(int stages, std::int64_t width, double limit) {
+  const double estimate = optimal_estimated_seconds(stages, width);
+  if (estimate > limit)
+    throw Error(fmt::format("[optimal] the DP over {} stages and {} memory values would take about {:.0f} s, beyond the "
+                            "time limit of {:.0f} s: raise --time-limit, or give fewer --dp-slots",
+                            stages, width, estimate, limit));
+}
+
 class OptimalStrategy final : public ChainPlanner {
  public:
   using ChainPlanner::ChainPlanner;
@@ -374,6 +396,7 @@ class OptimalStrategy final : public ChainPlanner {
   // optimum lies between the two.
   StagePlan plan_chain(const Chain& chain, const Budget& budget) const override {
     chain.validate();
+    check_dp_cost(chain.length(), 0, options_.time_limit_seconds);  // the feasibility recursion alone
     const std::int64_t need = optimal_min_budget_units(chain);
     const std::int64_t full = simulate_schedule(chain, store_all_schedule(chain)).peak_memory;
     const std::int64_t B = budget.bytes ? static_cast<std::int64_t>(std::min<std::size_t>(*budget.bytes, std::size_t{1} << 62))
@@ -383,6 +406,13 @@ class OptimalStrategy final : public ChainPlanner {
                                          B, chain.name, need),
                              static_cast<std::size_t>(need));
     const int L = chain.length();
+    if (B >= full) {  // store-all fits: nothing is faster than running every stage once
+      StagePlan plan;
+      plan.schedule = store_all_schedule(chain);
+      plan.stats = simulate_schedule(chain, plan.schedule);
+      plan.note = "store-all fits the budget: no recomputation";
+      return plan;
+    }
     std::int64_t width = B - chain.cw[0] + 1;
     std::int64_t slot = 1;
     if (options_.dp_slots) {
@@ -390,6 +420,7 @@ class OptimalStrategy final : public ChainPlanner {
       slot = std::max<std::int64_t>(1, (width + *options_.dp_slots - 1) / *options_.dp_slots);
     }
     while (optimal_table_bytes(L, width / slot + 1) > table_limit_bytes) slot *= 2;
+    check_dp_cost(L, width / slot + 1, options_.time_limit_seconds);
     StagePlan plan;
     if (slot == 1) {
       OptimalPlan p = optimal_plan_units(chain, B);
@@ -442,6 +473,7 @@ class OptimalStrategy final : public ChainPlanner {
                               "GiB): give fewer --dp-slots",
                               chain.length(), top, optimal_table_bytes(chain.length(), top) / (1 << 30),
                               table_limit_bytes / (1 << 30)));
+    check_dp_cost(chain.length(), top - slotted.cw[0] + 1, options_.time_limit_seconds);
     std::vector<NamedSchedule> out;
     for (auto& p : optimal_plans_up_to(slotted, top))
       out.push_back({fmt::format("DP at internal budget {}", bytes_text(static_cast<std::size_t>(p.budget_slots * slot))),

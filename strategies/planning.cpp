@@ -57,6 +57,14 @@ PlanReport plan(const Strategy& strategy, const PlanRequest& request) {
 
 void CandidateSearch::choose(const Budget& budget, PlanReport& report, Preference preference) {
   if (candidates_.empty()) throw Error("[" + strategy_ + "] internal: no candidate plans");
+  const auto start = std::chrono::steady_clock::now();
+  auto check_time = [&](int simulated) {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (elapsed > time_limit_)
+      throw Error(fmt::format("[{}] planning passed the time limit of {:.0f} s after simulating {} of {} candidate plans: "
+                              "raise --time-limit",
+                              strategy_, time_limit_, simulated, candidates_.size()));
+  };
   std::vector<std::size_t> order(candidates_.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
@@ -76,6 +84,7 @@ void CandidateSearch::choose(const Budget& budget, PlanReport& report, Preferenc
     Program best_program;
     StepReport best_report;
     for (std::size_t k : order) {
+      check_time(report.candidates_simulated);
       Program p = candidates_[k].lower();
       StepReport r = simulate(tape_, p);
       ++report.candidates_simulated;
@@ -105,6 +114,7 @@ void CandidateSearch::choose(const Budget& budget, PlanReport& report, Preferenc
   const std::size_t B = *budget.bytes;
   std::size_t least = std::numeric_limits<std::size_t>::max();
   for (std::size_t k : order) {
+    check_time(report.candidates_simulated);
     Candidate& c = candidates_[k];
     Program p = c.lower();
     StepReport r = simulate(tape_, p);

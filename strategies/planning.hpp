@@ -111,7 +111,8 @@ struct Candidate {
 // family (every candidate simulated).
 class CandidateSearch {
  public:
-  CandidateSearch(const Tape& tape, std::string strategy) : tape_(tape), strategy_(std::move(strategy)) {}
+  CandidateSearch(const Tape& tape, std::string strategy, double time_limit_seconds = 60)
+      : tape_(tape), strategy_(std::move(strategy)), time_limit_(time_limit_seconds) {}
   void add(Candidate candidate) { candidates_.push_back(std::move(candidate)); }
   // A member of the family that refused this budget itself (budget-greedy), naming the
   // least peak of its plans: it enters the smallest feasible budget of a refusal.
@@ -125,6 +126,7 @@ class CandidateSearch {
   std::string strategy_;
   std::vector<Candidate> candidates_;
   std::size_t refused_least_ = static_cast<std::size_t>(-1);
+  double time_limit_;
 };
 
 // Store-all as a candidate (the end of every family).

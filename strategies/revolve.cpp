@@ -104,8 +104,11 @@ Schedule revolve_schedule(const Chain& chain, int slots) {
   const int L = chain.length();
   check_ns("schedule", L, slots);
   const std::int64_t total = revolve_recomputations(L, slots) + 2 * std::int64_t{L} + 1;
-  if (total > (std::int64_t{1} << 31))
-    throw Error(fmt::format("[revolve] {} stages with {} slots need {} actions; use more slots", L, slots, total));
+  // 2^27 actions are 1 GiB of schedule: beyond that, refuse before allocating.
+  if (total > (std::int64_t{1} << 27))
+    throw Error(fmt::format("[revolve] {} stages with {} slots need {} stage actions (at most 2^27 are materialised); "
+                            "use more slots",
+                            L, slots, total));
   Schedule schedule;
   auto& out = schedule.actions;
   out.reserve(static_cast<std::size_t>(total));

@@ -35,6 +35,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 
 namespace remat {
 
@@ -72,10 +73,19 @@ ScheduleStats simulate_schedule(const Chain& chain, const Schedule& schedule) {
   std::vector<char> x_plain(L + 2, 0), xbar(L + 2, 0);
   x_plain[0] = 1;
   int next_back = L;  // the next stage to back-propagate; -1 when done
-  std::int64_t mem = cw(0);
+  // 128-bit sums: a chain's values are at most 2^50 and its stages at most 10^7
+  // (chain.hpp), so no sum here can overflow; a result beyond 64 bits is refused.
+  using Wide = __int128;
+  Wide mem = cw(0), makespan = 0, peak = mem;
+  constexpr Wide limit = std::numeric_limits<std::int64_t>::max();
+  auto narrow = [&](Wide v, std::size_t k, const char* what) {
+    if (v > limit)
+      throw Error(fmt::format("[schedule] chain {}: the {} passes 2^63 at action {}; the chain's costs are too large",
+                              chain.name, what, k));
+    return static_cast<std::int64_t>(v);
+  };
 
   ScheduleStats stats;
-  stats.peak_memory = mem;
   stats.memory_after.reserve(schedule.actions.size());
 
   for (std::size_t k = 0; k < schedule.actions.size(); ++k) {
@@ -86,7 +96,7 @@ ScheduleStats simulate_schedule(const Chain& chain, const Schedule& schedule) {
     };
     auto avail = [&](int j) { return x_plain[j] || xbar[j]; };
     if (next_back < 0) fail("the schedule continues after backward 0");
-    std::int64_t transient = mem;
+    Wide transient = mem;
     switch (a.kind) {
       case StageActionKind::forward_none:
       case StageActionKind::forward_checkpoint:
@@ -118,7 +128,7 @@ ScheduleStats simulate_schedule(const Chain& chain, const Schedule& schedule) {
           }
         }
         ++stats.forward_steps;
-        stats.makespan += chain.fw[i];
+        makespan += chain.fw[i];
         break;
       }
       case StageActionKind::backward: {
@@ -138,7 +148,7 @@ ScheduleStats simulate_schedule(const Chain& chain, const Schedule& schedule) {
           x_plain[i] = 0;
           mem -= cw(i);
         }
-        stats.makespan += chain.bw[i];
+        makespan += chain.bw[i];
         --next_back;
         break;
       }
@@ -151,9 +161,11 @@ ScheduleStats simulate_schedule(const Chain& chain, const Schedule& schedule) {
       }
       default: fail("unknown action kind");
     }
-    stats.peak_memory = std::max({stats.peak_memory, transient, mem});
-    stats.memory_after.push_back(mem);
+    peak = std::max({peak, transient, mem});
+    stats.memory_after.push_back(narrow(mem, k, "memory"));
   }
+  stats.peak_memory = narrow(peak, schedule.actions.size(), "peak memory");
+  stats.makespan = narrow(makespan, schedule.actions.size(), "makespan");
   if (next_back >= 0)
     throw Error(fmt::format("[schedule] the schedule ends after {} actions, before backward 0 (next expected: backward {})",
                             schedule.actions.size(), next_back));

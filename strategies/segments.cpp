@@ -92,16 +92,17 @@ std::vector<std::vector<int>> chen_segmentations(const Chain& chain) {
         for (int b = a; b < L; ++b) thresholds.push_back(sum += (*sizes)[b]);
       }
     } else {
-      std::int64_t total = 0;
+      __int128 total = 0;  // up to 10^7 values of 2^50: beyond 64 bits
       for (int i = 1; i < L; ++i) total += (*sizes)[i];
       for (int t = 0; t <= 511; ++t)
-        thresholds.push_back(-1 + static_cast<std::int64_t>(static_cast<double>(total + 1) * t / 511.0));
+        thresholds.push_back(-1 + static_cast<std::int64_t>(std::min(static_cast<long double>(total + 1) * t / 511.0L,
+                                                                     static_cast<long double>(std::int64_t{1} << 62))));
     }
     std::sort(thresholds.begin(), thresholds.end());
     thresholds.erase(std::unique(thresholds.begin(), thresholds.end()), thresholds.end());
     for (const std::int64_t B : thresholds) {
       std::vector<int> starts{0};
-      std::int64_t running = 0;
+      __int128 running = 0;
       for (int i = 1; i < L; ++i) {
         running += (*sizes)[i];
         if (running > B) {

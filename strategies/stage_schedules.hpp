@@ -108,6 +108,11 @@ Schedule optimal_schedule(const Chain& chain, std::int64_t budget, int slot_coun
 std::vector<OptimalPlan> optimal_plans_up_to(const Chain& chain, std::int64_t max_budget);
 // Bytes of the DP table for a chain of L stages and `width` memory values.
 double optimal_table_bytes(int stages, std::int64_t width);
+// Seconds the DP takes for L stages and `width` memory values on this class of machine
+// (8e8 table cells per second: strategy_bench measures 2e9 on tables that fit in
+// cache and about 8e8 on gigabyte tables), for refusing plans that
+// would run past a time limit before they start.
+double optimal_estimated_seconds(int stages, std::int64_t width);
 // The smallest byte budget optimal_plan(chain, budget, slot_count) accepts; throws
 // Error when no budget works with that many slots.
 std::int64_t optimal_min_budget(const Chain& chain, int slot_count);

@@ -21,6 +21,9 @@ struct StrategyOptions {
   std::optional<int> slots;          // revolve: checkpoint slots (slot 0 holds x(0)); sqrt: segments
   std::string heuristic = "dtr";     // greedy: dtr, dtr-eq, dtr-local, lru, size, msps
   std::optional<int> dp_slots;       // optimal on a tape: memory slots of its DP (default 1000)
+  // Planning beyond this many seconds is refused before it starts when a planner can
+  // estimate its cost (optimal's DP), and stopped with an Error when it runs past it.
+  double time_limit_seconds = 60;
 };
 
 enum class StrategyLevel : std::uint8_t { chain, node };

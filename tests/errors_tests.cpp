@@ -268,7 +268,7 @@ TEST_CASE("errors: malformed and missing chain files name the spec and the field
   CHECK_THROWS_WITH_AS(Chain::parse_spec(missing), cannot_open.c_str(), Error);
   CHECK_THROWS_WITH_AS(Chain::parse_spec("file:"), "[chain file:] the file path is empty", Error);
   CHECK_THROWS_WITH_AS(Chain::parse_spec("uniform:n=0"),
-                       "[chain uniform:n=0] N must be an integer between 1 and 100000000, got '0'", Error);
+                       "[chain uniform:n=0] N must be an integer between 1 and 10000000, got '0'", Error);
   CHECK_THROWS_WITH_AS(Chain::parse_spec("uniform:n=12abc"), doctest::Contains("got '12abc'"), Error);
   CHECK_THROWS_WITH_AS(Chain::parse_spec("chain.json"),
                        "[chain chain.json] unknown chain spec: expected 'uniform:n=N' or 'file:PATH'", Error);

@@ -55,6 +55,7 @@ int run_cli(int argc, char** argv) {
     sub->add_option("--dp-slots", o.dp_slots, "optimal: memory slots of its DP (a tape: 1000; a chain file: exact units)");
     sub->add_option("--costs", o.costs, "per-node costs of a model: analytic (roofline) or measured (profiled on --device)");
     sub->add_option("--device", o.device, "cpu or cuda: where run executes and where --costs measured profiles");
+    sub->add_option("--time-limit", o.time_limit, "seconds of planning (default 60): longer plans are refused or stopped");
     sub->add_flag("--json", o.json, "print one JSON object");
   };
 
@@ -74,6 +75,7 @@ int run_cli(int argc, char** argv) {
   compare->add_option("--device", compare_o.device, "cpu or cuda");
   compare->add_option("--repeat", compare_o.repeat, "timed rounds over every strategy, interleaved (median reported)");
   compare->add_option("--threads", compare_o.threads, "CPU threads for OpenMP and OpenBLAS");
+  compare->add_option("--time-limit", compare_o.time_limit, "seconds of planning per strategy (default 60)");
   compare->add_option("--csv", compare_o.csv, "write the table as CSV here");
   compare->add_option("--plot", compare_o.plot, "write a PNG of memory against time overhead here (needs --csv and matplotlib)");
   compare->add_flag("--json", compare_o.json, "print one JSON object on stdout (the table goes to stderr)");
@@ -85,6 +87,7 @@ int run_cli(int argc, char** argv) {
   explain->add_option("--slots", explain_o.slots, "revolve: checkpoint slots (slot 0 holds x(0)); sqrt: segments");
   explain->add_option("--heuristic", explain_o.heuristic, "greedy: dtr, dtr-eq, dtr-local, lru, size, msps");
   explain->add_option("--dp-slots", explain_o.dp_slots, "optimal: memory slots of its DP");
+  explain->add_option("--time-limit", explain_o.time_limit, "seconds of planning (default 60)");
   explain->add_option("--format", explain_o.format, "text (default) or json (one object: tape, chain, schedule, program, live_bytes)");
   explain->add_option("--memory-csv", explain_o.memory_csv, "write the live bytes after each instruction, by category, as CSV");
 
@@ -120,6 +123,12 @@ int run_cli(int argc, char** argv) {
       std::cout << dump_error(nlohmann::json{{"error", e.what()}, {"feasible", false}, {"min_feasible_budget", e.min_feasible_bytes}})
                 << "\n";
     return 3;
+  } catch (const std::bad_alloc&) {
+    const std::string message =
+        "[remat] out of memory: the model, chain or plan asked for more than this machine has (use smaller sizes)";
+    std::cerr << message << "\n";
+    if (json) std::cout << dump_error(nlohmann::json{{"error", message}}) << "\n";
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << e.what() << "\n";
     if (json) std::cout << dump_error(nlohmann::json{{"error", e.what()}}) << "\n";

@@ -136,7 +136,7 @@ void print_object(const Json& j, std::ostream& out) {
 
 StrategyOptions strategy_options_for(const std::string& command, const StrategyInfo& info,
                                      const std::optional<int>& slots, const std::optional<std::string>& heuristic,
-                                     const std::optional<int>& dp_slots) {
+                                     const std::optional<int>& dp_slots, double time_limit) {
   auto check = [&](bool given, StrategyOption o) {
     if (given && !info.uses(o))
       throw Error(fmt::format("[{}] {} does not apply to strategy '{}' (it applies to: {})", command, option_flag(o),
@@ -156,6 +156,9 @@ StrategyOptions strategy_options_for(const std::string& command, const StrategyI
   if (dp_slots && (*dp_slots < 1 || *dp_slots > 1000000))
     throw Error(fmt::format("[{}] --dp-slots must be between 1 and 1000000, got {}", command, *dp_slots));
   s.dp_slots = dp_slots;
+  if (!(time_limit > 0) || time_limit > 1e7)
+    throw Error(fmt::format("[{}] --time-limit must be between 0 and 10^7 seconds, got {}", command, time_limit));
+  s.time_limit_seconds = time_limit;
   return s;
 }
 
@@ -163,7 +166,7 @@ int command_plan(const CommonOptions& o) {
   if (o.chain.empty() == o.model.empty()) throw Error("[plan] give exactly one of --chain or --model");
   if (o.strategy.empty()) throw Error("[plan] --strategy is required");
   const StrategyInfo& info = strategy_info(o.strategy);
-  auto strategy = info.make(strategy_options_for("plan", info, o.slots, o.heuristic, o.dp_slots));
+  auto strategy = info.make(strategy_options_for("plan", info, o.slots, o.heuristic, o.dp_slots, o.time_limit));
   std::optional<BudgetSpec> spec;
   if (!o.budget.empty()) spec = parse_budget(o.budget);
   Json j;
@@ -229,7 +232,7 @@ int command_run(const CommonOptions& o) {
   if (o.repeat < 1 || o.repeat > 100000) throw Error(fmt::format("[run] --repeat must be between 1 and 100000, got {}", o.repeat));
   apply_threads("run", o.threads);
   const StrategyInfo& info = strategy_info(o.strategy);
-  auto strategy = info.make(strategy_options_for("run", info, o.slots, o.heuristic, o.dp_slots));
+  auto strategy = info.make(strategy_options_for("run", info, o.slots, o.heuristic, o.dp_slots, o.time_limit));
   std::optional<BudgetSpec> spec;
   if (!o.budget.empty()) spec = parse_budget(o.budget);
   auto backend = make_backend(o.device);
@@ -344,7 +347,9 @@ int command_compare(const CompareOptions& o) {
     CompareRow& row = rows[k];
     std::cerr << fmt::format("[compare] {}/{} {} ({})\n", k + 1, rows.size(), row.strategy, row.setting);
     try {
-      row.plan = plan(*make_strategy(row.strategy), PlanRequest{tape, m.loss.id, Budget{row.budget}});
+      const StrategyInfo& info = strategy_info(row.strategy);
+      row.plan = plan(*info.make(strategy_options_for("compare", info, {}, {}, {}, o.time_limit)),
+                      PlanRequest{tape, m.loss.id, Budget{row.budget}});
       row.feasible = true;
     } catch (const InfeasibleBudget& e) {
       row.min_feasible = e.min_feasible_bytes;

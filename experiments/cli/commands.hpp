@@ -26,6 +26,7 @@ struct CommonOptions {
   std::optional<std::string> heuristic;
   std::optional<int> slots, dp_slots, threads;
   int repeat = 3;
+  double time_limit = 60;  // seconds of planning
   bool json = false, print_program = false;
 };
 
@@ -33,6 +34,7 @@ struct CompareOptions {
   std::string model = default_model_spec, budgets, strategies, device = "cpu", csv, plot;
   int repeat = 5;
   std::optional<int> threads;
+  double time_limit = 60;  // seconds of planning, per strategy
   bool json = false;
 };
 
@@ -46,6 +48,6 @@ int run_cli(int argc, char** argv);
 // not read ("[plan] --slots does not apply to optimal (it applies to: sqrt, revolve)").
 StrategyOptions strategy_options_for(const std::string& command, const StrategyInfo& info,
                                      const std::optional<int>& slots, const std::optional<std::string>& heuristic,
-                                     const std::optional<int>& dp_slots);
+                                     const std::optional<int>& dp_slots, double time_limit = 60);
 
 }  // namespace remat

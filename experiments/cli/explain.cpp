@@ -276,7 +276,7 @@ Json explain(const ExplainOptions& o) {
   if (o.model.empty()) throw Error("[explain] --model SPEC is required");
   if (o.format != "text" && o.format != "json") throw Error("[explain] --format must be text or json, got '" + o.format + "'");
   const StrategyInfo& info = strategy_info(o.strategy);
-  auto strategy = info.make(strategy_options_for("explain", info, o.slots, o.heuristic, o.dp_slots));
+  auto strategy = info.make(strategy_options_for("explain", info, o.slots, o.heuristic, o.dp_slots, o.time_limit));
   Model m = build_model(o.model);
   Budget budget;
   if (o.budget) budget.bytes = o.budget->resolve(simulate(*m.tape, store_all_program(*m.tape, m.loss.id)).peak_bytes);

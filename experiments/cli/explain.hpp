@@ -37,6 +37,7 @@ struct ExplainOptions {
   std::optional<int> slots;                  // revolve: slots; sqrt: segments
   std::optional<std::string> heuristic;      // greedy
   std::optional<int> dp_slots;               // optimal
+  double time_limit = 60;                    // seconds of planning
   std::string format = "text";               // text or json
   std::string memory_csv;                    // when set, per-instruction bytes by category go here
 };

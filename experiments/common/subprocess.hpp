@@ -2,8 +2,9 @@
 // (plot scripts, the PyTorch twins of the benchmarks) goes through these, with an
 // argument vector: no string is ever parsed by /bin/sh, so a path such as
 // "q'; touch PWNED; echo '.png" is one argument and nothing else.
-//  - run_process(argv, env): starts argv[0] (searched on PATH when it has no '/'),
-//    waits, and returns its exit status (128 + signal when killed; 127 when it could
+//  - run_process(argv, env, stdout_path): starts argv[0] (searched on PATH when it has
+//    no '/'), optionally with its standard output sent to a file, waits, and returns
+//    its exit status (128 + signal when killed; 127 when it could
 //    not be started). `env` entries ("NAME=value") are added to (or replace those of)
 //    the parent's environment for the child only.
 //  - ChildProcess: the same, with the child's stdin and stdout on pipes, for
@@ -17,6 +18,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <spawn.h>
 #include <string>
 #include <sys/wait.h>
@@ -58,13 +60,19 @@ inline int exit_status(int status) {
 
 }  // namespace subprocess_detail
 
-inline int run_process(std::vector<std::string> argv, const std::vector<std::string>& env = {}) {
+// `stdout_path`, when not empty, becomes the child's standard output (opened for writing).
+inline int run_process(std::vector<std::string> argv, const std::vector<std::string>& env = {},
+                       const std::string& stdout_path = {}) {
   if (argv.empty()) throw Error("[subprocess] no program to run");
   std::vector<std::string> environment = subprocess_detail::merged_environment(env);
   auto args = subprocess_detail::c_strings(argv);
   auto envp = subprocess_detail::c_strings(environment);
   pid_t pid = -1;
-  int rc = posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), envp.data());
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (!stdout_path.empty()) posix_spawn_file_actions_addopen(&actions, 1, stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) return 127;
   int status = 0;
   while (waitpid(pid, &status, 0) < 0)
