@@ -264,7 +264,7 @@ TEST_CASE("errors: malformed and missing chain files name the spec and the field
     CHECK_THROWS_WITH_AS(Chain::parse_spec(spec), doctest::Contains(("[chain " + spec + "] " + c.expected).c_str()), Error);
   }
   const std::string missing = "file:" + (dir.path / "no_such_file.json").string();
-  const std::string cannot_open = "[chain " + missing + "] cannot open '" + missing.substr(5) + "' for reading";
+  const std::string cannot_open = "[chain " + missing + "] cannot open '" + missing.substr(5) + "' for reading: no such file";
   CHECK_THROWS_WITH_AS(Chain::parse_spec(missing), cannot_open.c_str(), Error);
   CHECK_THROWS_WITH_AS(Chain::parse_spec("file:"), "[chain file:] the file path is empty", Error);
   CHECK_THROWS_WITH_AS(Chain::parse_spec("uniform:n=0"),
