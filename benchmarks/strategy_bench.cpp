@@ -14,6 +14,9 @@
 #include "strategies/strategies.hpp"
 
 #include <fmt/format.h>
+#ifdef REMAT_HAVE_ADOLC
+#include <adolc/revolve.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -77,6 +80,47 @@ int main(int argc, char** argv) {
     double t = time_median(quick ? 1 : 3, [&] { s = revolve_schedule(c, 20); });
     fmt::print("| revolve | uniform | {} | s=20 | {:.1f} | {} |\n", n, t * 1e3, revolve_recomputations(n, 20));
   }
+  // Revolve planning against ADOL-C's revolve() on the same (n, s), interleaved: remat
+  // plans the chain file (plan_chain: figures from the recursion, no schedule
+  // materialised); ADOL-C walks its action sequence (one call per action, an advance
+  // covering many steps), which is all its planning is.
+  fmt::print("\n## Revolve planning, n = 10^6 stages, s = 20 slots\n\n");
+  {
+    const int n = quick ? 100000 : 1000000, slots = 20;
+    const Chain c = Chain::uniform(n);
+    StrategyOptions o;
+    o.slots = slots;
+    auto remat_revolve = make_strategy("revolve", o);
+    std::vector<double> ours, theirs;
+    std::int64_t our_advances = 0, their_advances = -1;
+    for (int round = 0; round < (quick ? 3 : 11); ++round) {
+      auto t0 = Clock::now();
+      StagePlan p = remat_revolve->plan_chain(c, Budget{});
+      ours.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+      our_advances = p.stats.recomputed_steps;
+#ifdef REMAT_HAVE_ADOLC
+      int check = -1, capo = 0, fine = n, info = 0;
+      std::int64_t advances = 0;
+      auto t1 = Clock::now();
+      while (true) {
+        const int before = capo;
+        const revolve_action a = ::revolve(&check, &capo, &fine, slots, &info);
+        if (a == revolve_advance) advances += capo - before;
+        if (a == revolve_terminate || a == revolve_error) break;
+      }
+      theirs.push_back(std::chrono::duration<double>(Clock::now() - t1).count());
+      their_advances = advances;
+#endif
+    }
+    fmt::print("| planner | n | s | ms (median) | untaped advances |\n|---|---:|---:|---:|---:|\n");
+    fmt::print("| remat revolve (plan_chain) | {} | {} | {:.2f} | {} |\n", n, slots, median(ours) * 1e3, our_advances);
+    if (!theirs.empty())
+      fmt::print("| ADOL-C 2.7 revolve() walk | {} | {} | {:.2f} | {} |\n\nratio remat / ADOL-C: {:.2f}\n", n, slots,
+                 median(theirs) * 1e3, their_advances, median(ours) / median(theirs));
+    else
+      fmt::print("\n(ADOL-C is not installed: libadolc-dev adds its column)\n");
+  }
+
   std::vector<int> dp_sizes{25, 50, 100, 200};
   if (quick) dp_sizes = {25, 50};
   for (int L : dp_sizes) {
@@ -147,7 +191,7 @@ int main(int argc, char** argv) {
     std::vector<Row> rows;
     for (const auto& name : strategy_names()) {
       if (name == "store-all") continue;
-      Row row{name};
+      Row row{name, std::nullopt, 0, {}};
       try {
         row.report = plan(*make_strategy(name), PlanRequest{tape, m.loss.id, Budget{budget}});
         StepResult step = ex.run(row.report->program, data);

@@ -398,7 +398,7 @@ class OptimalStrategy final : public ChainPlanner {
     chain.validate();
     check_dp_cost(chain.length(), 0, options_.time_limit_seconds);  // the feasibility recursion alone
     const std::int64_t need = optimal_min_budget_units(chain);
-    const std::int64_t full = simulate_schedule(chain, store_all_schedule(chain)).peak_memory;
+    const std::int64_t full = store_all_stats(chain).peak_memory;
     const std::int64_t B = budget.bytes ? static_cast<std::int64_t>(std::min<std::size_t>(*budget.bytes, std::size_t{1} << 62))
                                         : std::max(full, need);
     if (B < need)

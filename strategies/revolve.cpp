@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace remat {
 
@@ -34,13 +35,20 @@ namespace {
 constexpr std::int64_t saturation = std::int64_t{1} << 62;
 
 // r with beta(s, r-1) < n <= beta(s, r), for n >= 1, s >= 1.
+// b * m / d, exact (d divides b * m here), in 64 bits unless the product needs more.
+std::uint64_t mul_div(std::uint64_t b, std::uint64_t m, std::uint64_t d) {
+  std::uint64_t product = 0;
+  if (!__builtin_mul_overflow(b, m, &product)) return product / d;
+  return static_cast<std::uint64_t>(static_cast<unsigned __int128>(b) * m / d);
+}
+
 std::int64_t repetition_number(std::int64_t n, std::int64_t s) {
   std::int64_t r = 0;
-  __int128 beta = 1;  // beta(s, 0)
-  while (beta < n) {
+  std::uint64_t beta = 1;  // beta(s, 0)
+  while (beta < static_cast<std::uint64_t>(n)) {
     ++r;
-    beta = beta * (s + r) / r;  // C(s+r, r) = C(s+r-1, r-1) (s+r) / r, exact
-    if (beta > saturation) beta = saturation;
+    beta = mul_div(beta, static_cast<std::uint64_t>(s + r), static_cast<std::uint64_t>(r));  // C(s+r, r), exact
+    if (beta > static_cast<std::uint64_t>(saturation)) beta = saturation;
   }
   return r;
 }
@@ -55,10 +63,10 @@ std::int64_t revolve_beta(std::int64_t s, std::int64_t r) {
   if (s < 0 || r < -1) throw Error(fmt::format("[revolve] beta({}, {}) is undefined", s, r));
   if (r == -1) return 0;
   const std::int64_t k = std::min(s, r);  // C(s+r, k)
-  __int128 b = 1;
+  std::uint64_t b = 1;
   for (std::int64_t t = 1; t <= k; ++t) {
-    b = b * (s + r - k + t) / t;  // C(s+r-k+t, t), exact at every step
-    if (b > saturation) return saturation;
+    b = mul_div(b, static_cast<std::uint64_t>(s + r - k + t), static_cast<std::uint64_t>(t));  // C(s+r-k+t, t), exact
+    if (b > static_cast<std::uint64_t>(saturation)) return saturation;
   }
   return static_cast<std::int64_t>(b);
 }
@@ -144,9 +152,185 @@ Schedule revolve_schedule(const Chain& chain, int slots) {
   return schedule;
 }
 
-std::int64_t revolve_peak_memory(const Chain& chain, int slots) {
-  return simulate_schedule(chain, revolve_schedule(chain, slots)).peak_memory;
+namespace {
+
+// beta(s, r) for 1 <= s <= max_s and r = 0.. until beta passes max_n: revolve_split in
+// a binary search and two lookups instead of a loop of exact binomials per call.
+class BetaTable {
+ public:
+  BetaTable(std::int64_t max_n, std::int64_t max_s) : rows_(static_cast<std::size_t>(max_s) + 1) {
+    for (std::int64_t s = 2; s <= max_s; ++s) {
+      auto& row = rows_[static_cast<std::size_t>(s)];
+      for (std::int64_t r = 0;; ++r) {
+        row.push_back(revolve_beta(s, r));
+        if (row.back() >= max_n) break;
+      }
+    }
+  }
+  // beta(s, r), r >= -1 (0 for r = -1; saturated past the table, never read there).
+  std::int64_t beta(std::int64_t s, std::int64_t r) const {
+    if (r < 0) return 0;
+    if (s == 1) return r + 1;  // C(1 + r, 1)
+    const auto& row = rows_[static_cast<std::size_t>(s)];
+    return r < static_cast<std::int64_t>(row.size()) ? row[static_cast<std::size_t>(r)] : saturation;
+  }
+  // revolve_split(n, s) for 2 <= n <= max_n, 2 <= s <= max_s.
+  std::int64_t split(std::int64_t n, std::int64_t s) const {
+    const auto& row = rows_[static_cast<std::size_t>(s)];
+    const std::int64_t r = std::lower_bound(row.begin(), row.end(), n) - row.begin();  // beta(s, r-1) < n <= beta(s, r)
+    const std::int64_t lower = r >= 2 ? row[static_cast<std::size_t>(r - 2)] : 0;
+    return std::max({lower, n - beta(s - 1, r), std::int64_t{1}});
+  }
+
+ private:
+  std::vector<std::vector<std::int64_t>> rows_;
+};
+
+// The largest of v[lo..hi] (inclusive) in O(1) after an O(n log n) build, or O(1) when
+// every value is the same (a uniform chain needs no table).
+class RangeMax {
+ public:
+  // The values are f(0..n-1); a constant f needs no table (a uniform chain).
+  template <class F>
+  RangeMax(std::int64_t n, F&& f) {
+    value_ = n > 0 ? f(0) : 0;
+    constant_ = true;
+    for (std::int64_t k = 1; k < n && constant_; ++k) constant_ = f(k) == value_;
+    if (constant_) return;
+    std::vector<std::int64_t> v(static_cast<std::size_t>(n));
+    for (std::int64_t k = 0; k < n; ++k) v[static_cast<std::size_t>(k)] = f(k);
+    levels_.push_back(std::move(v));
+    for (std::size_t w = 1; 2 * w <= levels_[0].size(); w *= 2) {
+      const auto& prev = levels_.back();
+      std::vector<std::int64_t> next(prev.size() - w);
+      for (std::size_t k = 0; k < next.size(); ++k) next[k] = std::max(prev[k], prev[k + w]);
+      levels_.push_back(std::move(next));
+    }
+  }
+  std::int64_t max(std::int64_t lo, std::int64_t hi) const {  // lo <= hi
+    if (constant_) return value_;
+    const auto n = static_cast<std::uint64_t>(hi - lo + 1);
+    const int level = 63 - __builtin_clzll(n);
+    const auto& row = levels_[static_cast<std::size_t>(level)];
+    return std::max(row[static_cast<std::size_t>(lo)], row[static_cast<std::size_t>(hi - (std::int64_t{1} << level) + 1)]);
+  }
+
+ private:
+  bool constant_ = false;
+  std::int64_t value_ = 0;
+  std::vector<std::vector<std::int64_t>> levels_;
+};
+
+}  // namespace
+
+namespace {
+
+// Wide: int64 when every sum of memory values fits (checked by the caller), else __int128.
+template <class Wide>
+ScheduleStats revolve_stats_in(const Chain& chain, int slots) {
+  const int L = chain.length();
+  // Forward executions per stage as a difference array (an advance over [a, a+k) adds 1),
+  // needed only when the stages' forward times differ.
+  const bool uniform_fw = std::all_of(chain.fw.begin(), chain.fw.end(), [&](std::int64_t f) { return f == chain.fw[0]; });
+  std::vector<std::int64_t> runs(uniform_fw ? 0 : static_cast<std::size_t>(L) + 1, 0);
+  const RangeMax fdrop_max(L, [&](std::int64_t j) { return chain.forward_drop_peak(static_cast<int>(j)); });
+  auto cw = [&](std::int64_t j) { return j <= L ? chain.cw[static_cast<std::size_t>(j)] : std::int64_t{0}; };
+  Wide mem = cw(0), peak = mem;
+  std::int64_t forward_steps = 0;
+  // advance(a, k): F_ck a, F_n a+1 .. a+k-1, from a stored x(a) (schedule.cpp's memory):
+  // each F_n j drops the plain x(j) it read and holds fdrop[j] beyond the rest.
+  auto advance = [&](std::int64_t a, std::int64_t k) {
+    if (!uniform_fw) {
+      ++runs[static_cast<std::size_t>(a)];
+      --runs[static_cast<std::size_t>(a + k)];
+    }
+    forward_steps += k;
+    Wide top = mem + cw(a + 1) + chain.ftmp[static_cast<std::size_t>(a)];
+    if (k > 1) top = std::max(top, mem + fdrop_max.max(a + 1, a + k - 1));
+    peak = std::max(peak, top);
+    mem += cw(a + k);
+  };
+  // turn(a): F_all a, (B L), B a, with x(a) plain and delta(a+1) held (but before B L).
+  auto turn = [&](std::int64_t a) {
+    if (!uniform_fw) {
+      ++runs[static_cast<std::size_t>(a)];
+      --runs[static_cast<std::size_t>(a + 1)];
+    }
+    ++forward_steps;
+    const std::int64_t cbw = chain.cbw[static_cast<std::size_t>(a + 1)];
+    peak = std::max(peak, mem + cbw + chain.ftmp[static_cast<std::size_t>(a)]);
+    mem += cbw;
+    if (a == L - 1) {  // B L seeds delta(L)
+      peak = std::max(peak, mem + cw(L) + chain.btmp[static_cast<std::size_t>(L)]);
+      mem += cw(L);
+    }
+    peak = std::max(peak, mem + cw(a) + chain.btmp[static_cast<std::size_t>(a)]);
+    mem += cw(a) - cbw - cw(a + 1) - cw(a);  // delta(a) in; the tape, delta(a+1) and x(a) out
+  };
+  struct Task { std::int64_t a, n, s; };
+  const std::int64_t s0 = std::min<std::int64_t>(slots, L);
+  const BetaTable betas(L, s0);
+  std::vector<Task> stack{{0, L, s0}};
+  while (!stack.empty()) {
+    const Task t = stack.back();
+    stack.pop_back();
+    if (t.n == 1) {
+      turn(t.a);
+    } else if (t.s == 1) {
+      for (std::int64_t k = t.n - 1; k >= 1; --k) {
+        advance(t.a, k);
+        turn(t.a + k);
+      }
+      turn(t.a);
+    } else {
+      const std::int64_t i = betas.split(t.n, t.s);
+      advance(t.a, i);
+      stack.push_back({t.a, i, t.s});
+      stack.push_back({t.a + i, t.n - i, t.s - 1});
+    }
+  }
+  ScheduleStats stats;
+  __int128 makespan = 0;
+  if (uniform_fw) {
+    makespan = static_cast<__int128>(forward_steps) * chain.fw[0];
+  } else {
+    std::int64_t running = 0;
+    for (int j = 0; j < L; ++j) {
+      running += runs[static_cast<std::size_t>(j)];
+      makespan += static_cast<__int128>(running) * chain.fw[static_cast<std::size_t>(j)];
+    }
+  }
+  for (int j = 0; j <= L; ++j) makespan += chain.bw[static_cast<std::size_t>(j)];
+  constexpr __int128 limit = std::numeric_limits<std::int64_t>::max();
+  if (makespan > limit || static_cast<__int128>(peak) > limit)
+    throw Error(fmt::format("[revolve] chain {}: the makespan or peak passes 2^63; the chain's costs are too large",
+                            chain.name));
+  stats.forward_steps = forward_steps;
+  stats.recomputed_steps = forward_steps - L;
+  stats.makespan = static_cast<std::int64_t>(makespan);
+  stats.peak_memory = static_cast<std::int64_t>(peak);
+  return stats;
 }
+
+ScheduleStats revolve_stats_of_valid(const Chain& chain, int slots) {
+  check_ns("stats", chain.length(), slots);
+  // Memory: every live value at once is at most the sum of all memory values; time: the
+  // makespan is accumulated wide regardless below (forward counts times fw).
+  __int128 total = 0;
+  for (const auto* f : {&chain.cw, &chain.cbw, &chain.ftmp, &chain.btmp, &chain.fdrop})
+    for (auto v : *f) total += v;
+  if (total < (static_cast<__int128>(1) << 61)) return revolve_stats_in<std::int64_t>(chain, slots);
+  return revolve_stats_in<__int128>(chain, slots);
+}
+
+}  // namespace
+
+ScheduleStats revolve_stats(const Chain& chain, int slots) {
+  chain.validate();
+  return revolve_stats_of_valid(chain, slots);
+}
+
+std::int64_t revolve_peak_memory(const Chain& chain, int slots) { return revolve_stats(chain, slots).peak_memory; }
 
 std::vector<int> revolve_slot_family(int L) {
   std::vector<int> out;
@@ -180,6 +364,65 @@ class RevolveStrategy final : public ChainPlanner {
  public:
   using ChainPlanner::ChainPlanner;
   std::string name() const override { return "revolve"; }
+
+  // A chain file: the same family and rule as ChainPlanner's, with each candidate's
+  // figures from revolve_stats (no schedule is materialised to choose); the chosen
+  // schedule is materialised only up to 2^16 actions (beyond, its figures stand alone).
+  StagePlan plan_chain(const Chain& chain, const Budget& budget) const override {
+    chain.validate();
+    const int L = chain.length();
+    std::vector<int> candidates;
+    if (options_.slots) {
+      const int s = *options_.slots;
+      if (s < 1 || s > L)
+        throw Error(fmt::format("[revolve] --slots = {} must be in 1..{} (slot 0 holds x(0); the chain has {} stages, so "
+                                "more slots than stages are never used)",
+                                s, L, L));
+      candidates = {s};
+    } else if (!budget.bytes) {
+      candidates = {std::min(L, std::max(1, static_cast<int>(std::ceil(std::log(static_cast<double>(L)) / std::log(4.0)))))};
+    } else {
+      candidates = revolve_slot_family(L);
+    }
+    std::vector<ScheduleStats> stats;
+    for (int s : candidates) stats.push_back(revolve_stats_of_valid(chain, s));
+    std::vector<std::size_t> order(candidates.size());
+    for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return stats[a].makespan < stats[b].makespan; });
+    const std::int64_t B = budget.bytes ? static_cast<std::int64_t>(std::min<std::size_t>(*budget.bytes, std::size_t{1} << 62))
+                                        : std::numeric_limits<std::int64_t>::max();
+    std::int64_t least = std::numeric_limits<std::int64_t>::max();
+    for (std::size_t k : order) {
+      least = std::min(least, stats[k].peak_memory);
+      if (stats[k].peak_memory > B) continue;
+      StagePlan plan;
+      plan.stats = stats[k];
+      const int s = candidates[k];
+      plan.note = fmt::format("{} slot{}", s, s == 1 ? "" : "s");
+      if (stats[k].forward_steps + L + 1 <= (std::int64_t{1} << 16)) {
+        plan.schedule = revolve_schedule(chain, s);
+        plan.stats = simulate_schedule(chain, plan.schedule);
+      } else {
+        plan.note += fmt::format(" (schedule of {} actions not materialised; figures from the recursion)",
+                                 stats[k].forward_steps + L + 1);
+      }
+      return plan;
+    }
+    if (budget.bytes) {  // the end of every family
+      StagePlan plan;
+      plan.schedule = store_all_schedule(chain);
+      plan.stats = simulate_schedule(chain, plan.schedule);
+      if (plan.stats.peak_memory <= B) {
+        plan.note = "store-all (no schedule of the family fits)";
+        return plan;
+      }
+      least = std::min(least, plan.stats.peak_memory);
+    }
+    throw InfeasibleBudget(fmt::format("[revolve] budget {} is infeasible for chain {}: the least peak of its {} candidate "
+                                       "schedules is {}, the smallest feasible budget",
+                                       *budget.bytes, chain.name, candidates.size() + 1, least),
+                           static_cast<std::size_t>(least));
+  }
 
  protected:
   // --slots s: that schedule. No budget: Griewank and Walther's adjust(), about log4(L)

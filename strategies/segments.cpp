@@ -29,11 +29,39 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 
 namespace remat {
 
 Schedule store_all_schedule(const Chain& chain) { return segments_schedule_at(chain, {0}); }
+
+ScheduleStats store_all_stats(const Chain& chain) {
+  chain.validate();
+  const int L = chain.length();
+  using Wide = __int128;
+  auto u = [](int i) { return static_cast<std::size_t>(i); };
+  Wide mem = chain.cw[0], peak = mem, makespan = 0;
+  for (int i = 0; i < L; ++i) {  // F_all i
+    peak = std::max(peak, mem + chain.cbw[u(i + 1)] + chain.ftmp[u(i)]);
+    mem += chain.cbw[u(i + 1)];
+    makespan += chain.fw[u(i)];
+  }
+  peak = std::max(peak, mem + chain.cw[u(L)] + chain.btmp[u(L)]);  // B L
+  mem += chain.cw[u(L)];
+  for (int i = L; i >= 0; --i) makespan += chain.bw[u(i)];
+  for (int i = L - 1; i >= 0; --i) {  // B i: delta(i) in; the tape and delta(i+1) out; x(0) out at the end
+    peak = std::max(peak, mem + chain.cw[u(i)] + chain.btmp[u(i)]);
+    mem += chain.cw[u(i)] - chain.cbw[u(i + 1)] - chain.cw[u(i + 1)] - (i == 0 ? chain.cw[0] : 0);
+  }
+  if (peak > std::numeric_limits<std::int64_t>::max() || makespan > std::numeric_limits<std::int64_t>::max())
+    throw Error(fmt::format("[schedule] chain {}: store-all's peak or makespan passes 2^63", chain.name));
+  ScheduleStats stats;
+  stats.forward_steps = L;
+  stats.makespan = static_cast<std::int64_t>(makespan);
+  stats.peak_memory = static_cast<std::int64_t>(peak);
+  return stats;
+}
 
 Schedule segments_schedule_at(const Chain& chain, const std::vector<int>& starts) {
   chain.validate();

@@ -34,6 +34,9 @@ namespace remat {
 
 // ---- store-all and segments (segments.cpp) ----
 Schedule store_all_schedule(const Chain& chain);
+// simulate_schedule(chain, store_all_schedule(chain)) in O(L) without the schedule
+// (memory_after left empty).
+ScheduleStats store_all_stats(const Chain& chain);
 // `segments` in 1..L segments with boundaries floor(t * L / k), t = 0..k.
 Schedule segments_schedule(const Chain& chain, int segments);
 // Segments starting at `starts` (strictly increasing, starts[0] = 0, all < L).
@@ -73,7 +76,11 @@ std::vector<std::int64_t> revolve_forward_count_table(int max_n, int max_s);
 // each turn F_all i then B i (B L right after F_all L-1). No discards.
 // forward_steps - L = p(L, slots) exactly. Throws Error past 2^31 actions.
 Schedule revolve_schedule(const Chain& chain, int slots);
-// The stage-model peak of revolve_schedule(chain, slots) (by simulate_schedule).
+// simulate_schedule(chain, revolve_schedule(chain, slots)) without materialising the
+// schedule (memory_after is left empty): forward counts by ranges, peaks by range maxima,
+// O(L + stages reversed) time. n = 10^6, s = 20 (about 10^7 actions) in milliseconds.
+ScheduleStats revolve_stats(const Chain& chain, int slots);
+// The stage-model peak of revolve_schedule(chain, slots) (by revolve_stats).
 std::int64_t revolve_peak_memory(const Chain& chain, int slots);
 // The slot counts the revolve strategy tries under a budget: 1..L, or past 256 stages
 // 1..64 and then every 25% more (the recomputations barely change there).

@@ -9,6 +9,9 @@
 
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
+#include <random>
+
 #include <algorithm>
 #include <limits>
 #include <set>
@@ -134,4 +137,45 @@ TEST_CASE("revolve: peak memory and slots for a budget on the stage model") {
     CHECK(e.min_feasible_bytes == 6);
     CHECK(std::string(e.what()).find("[revolve]") == 0);
   }
+}
+
+TEST_CASE("revolve: revolve_stats and store_all_stats equal the replayed schedules, without materialising them") {
+  std::mt19937 rng(77);
+  auto r = [&](int lo, int hi) { return static_cast<std::int64_t>(std::uniform_int_distribution<int>(lo, hi)(rng)); };
+  for (int trial = 0; trial < 300; ++trial) {
+    const int L = 1 + static_cast<int>(r(0, 40));
+    Chain c = Chain::uniform(L);
+    c.name = "random";
+    for (int i = 0; i <= L; ++i) {
+      c.cw[static_cast<std::size_t>(i)] = r(0, 9);
+      c.cbw[static_cast<std::size_t>(i)] = c.cw[static_cast<std::size_t>(i)] + r(0, 9);
+      c.bw[static_cast<std::size_t>(i)] = r(0, 9);
+      c.btmp[static_cast<std::size_t>(i)] = r(0, 5);
+      if (i < L) {
+        c.fw[static_cast<std::size_t>(i)] = r(1, 9);
+        c.ftmp[static_cast<std::size_t>(i)] = r(0, 5);
+      }
+    }
+    if (trial % 2)
+      for (int i = 0; i < L; ++i) c.fdrop.push_back(r(0, 20));
+    CAPTURE(c.to_json().dump());
+    for (int s = 1; s <= L; ++s) {
+      CAPTURE(s);
+      const ScheduleStats want = simulate_schedule(c, revolve_schedule(c, s));
+      const ScheduleStats got = revolve_stats(c, s);
+      CHECK(got.forward_steps == want.forward_steps);
+      CHECK(got.recomputed_steps == want.recomputed_steps);
+      CHECK(got.makespan == want.makespan);
+      CHECK(got.peak_memory == want.peak_memory);
+    }
+    const ScheduleStats want = simulate_schedule(c, store_all_schedule(c));
+    const ScheduleStats got = store_all_stats(c);
+    CHECK(got.makespan == want.makespan);
+    CHECK(got.peak_memory == want.peak_memory);
+    CHECK(got.forward_steps == want.forward_steps);
+  }
+  // n = 10^6, s = 20: the figures of Griewank and Walther's closed form, without 10^7 actions.
+  const ScheduleStats big = revolve_stats(Chain::uniform(1000000), 20);
+  CHECK(big.recomputed_steps == revolve_recomputations(1000000, 20));
+  CHECK(big.peak_memory <= 25);
 }

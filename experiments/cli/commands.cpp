@@ -178,7 +178,7 @@ int command_plan(const CommonOptions& o) {
       throw Error("[plan] strategy '" + o.strategy + "' works on node-level graphs: use --model SPEC instead of --chain");
     Chain chain = Chain::parse_spec(o.chain);
     chain.validate();
-    const std::int64_t full = simulate_schedule(chain, store_all_schedule(chain)).peak_memory;
+    const std::int64_t full = store_all_stats(chain).peak_memory;
     std::optional<std::size_t> budget;
     if (spec) budget = spec->resolve(static_cast<std::size_t>(full));
     auto t0 = Clock::now();
