@@ -255,6 +255,7 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
       for (std::size_t c = 0; c < memory_category_count; ++c) by_category[c] = meter.current(static_cast<MemoryCategory>(c));
       report.live_by_category.push_back(by_category);
     }
+    if (options.observer) options.observer(index, ins, values, grads);
     if (options.record_resident) {
       std::vector<StepReport::Resident> now;
       for (std::size_t n = 0; n < node_count; ++n) {

@@ -19,6 +19,7 @@
 #include "autodiff/program.hpp"
 
 #include <array>
+#include <functional>
 #include <map>
 #include <optional>
 #include <vector>
@@ -50,12 +51,19 @@ struct StepReport {
   std::vector<std::vector<Resident>> resident;
 };
 
+// Called after every instruction with the executor's resident values and gradients
+// (indexed by node id; undefined tensors are not resident): for teaching views that show
+// numbers (explain --values). It must not keep the tensors past the call.
+using InstructionObserver = std::function<void(std::size_t index, const Instruction& instruction,
+                                               const std::vector<Tensor>& values, const std::vector<Tensor>& gradients)>;
+
 struct RunOptions {
   std::uint64_t seed = 0;     // keys dropout masks together with the node id
   bool record_trace = false;  // fill StepReport::live_bytes, peak_bytes_within, live_by_category
   bool record_resident = false;  // fill StepReport::resident (small tapes: one list per instruction)
   bool check_finite = false;  // error naming the first node that produced NaN or Inf
   bool record_times = false;  // fill StepReport::instruction_seconds (profiled chain costs)
+  InstructionObserver observer;  // when set, called after every instruction
 };
 
 struct StepResult {

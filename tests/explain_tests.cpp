@@ -123,7 +123,11 @@ TEST_CASE("explain's JSON agrees with the executor, simulate and the stage sched
       CHECK(r.at("peak_bytes").get<std::size_t>() == sum + r.at("workspace").get<std::size_t>());
       max_peak = std::max(max_peak, r.at("peak_bytes").get<std::size_t>());
       max_live = std::max(max_live, live[i].get<std::size_t>());
-      recomputes += r.at("recompute").get<bool>();
+      recomputes += r.at("recompute").get<bool>() && !r.at("rebind").get<bool>();  // recomputed_ops counts op runs
+      // The resident buffers listed after each instruction add up to its live bytes.
+      std::size_t listed = 0;
+      for (const auto& v : r.at("resident")) listed += v.at("bytes").get<std::size_t>();
+      CHECK(listed == live[i].get<std::size_t>());
     }
     CHECK(max_peak == expected.peak_bytes);
     CHECK(doc.at("summary").at("peak_bytes").get<std::size_t>() == expected.peak_bytes);

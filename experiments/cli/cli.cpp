@@ -90,6 +90,7 @@ int run_cli(int argc, char** argv) {
   explain->add_option("--time-limit", explain_o.time_limit, "seconds of planning (default 60)");
   explain->add_option("--format", explain_o.format, "text (default) or json (one object: tape, chain, schedule, program, live_bytes)");
   explain->add_option("--memory-csv", explain_o.memory_csv, "write the live bytes after each instruction, by category, as CSV");
+  explain->add_flag("--values", explain_o.values, "evaluate on the model's first batch and print the reverse sweep with numbers");
 
   bool json = false;
   try {
