@@ -97,15 +97,34 @@ struct GreedyGraph {
       std::copy(consumers[i].begin(), consumers[i].end(),
                 adjacent.begin() + static_cast<std::ptrdiff_t>(start[i] + node.inputs.size()));
     }
+    // The base stream without its frees, with what each instruction allocates. Which
+    // gradients are live follows the base stream alone, whatever a run evicts, so the
+    // memory policy's answers are the same for every run.
+    std::vector<bool> grad_live(n, false);
     for (const auto& ins : base.instructions) {
-      if (ins.kind == InstructionKind::compute)
+      const auto i = static_cast<std::size_t>(ins.node);
+      Step step{ins, {}, false};
+      if (ins.kind == InstructionKind::free || ins.kind == InstructionKind::free_grad) continue;
+      if (ins.kind == InstructionKind::compute) {
         for (int in : t.node(ins.node).inputs) ++uses[static_cast<std::size_t>(in)];
-      if (ins.kind == InstructionKind::backward) {
-        saved[static_cast<std::size_t>(ins.node)] = saved_for_backward(t, ins.node);
-        for (int s : saved[static_cast<std::size_t>(ins.node)]) ++uses[static_cast<std::size_t>(s)];
+      } else if (ins.kind == InstructionKind::seed_grad) {
+        step.need = seed_grad_bytes(t, ins.node);
+        grad_live[i] = true;
+      } else {  // backward: its vjp's allocations; the output gradient is read by nothing after it
+        saved[i] = saved_for_backward(t, ins.node);
+        for (int s : saved[i]) ++uses[static_cast<std::size_t>(s)];
+        step.need = backward_bytes(t, ins.node, grad_live);
+        mark_gradients(t, ins.node, grad_live);
+        if (grad_live[i] && !is_param[i]) {
+          grad_live[i] = false;
+          step.frees_grad = true;
+        }
       }
-      if (ins.kind != InstructionKind::free && ins.kind != InstructionKind::free_grad) ++horizon;
+      steps.push_back(step);
     }
+    horizon = static_cast<std::int64_t>(steps.size());
+    compute_need.resize(n);
+    for (std::size_t i = 0; i < n; ++i) compute_need[i] = compute_bytes(t, static_cast<int>(i));
     // The queue's certificates need exact products m s (s <= horizon + 1) and scores
     // a / (m s) with a = 0 or a >= 1 (non-negative integer costs); else every run scans.
     queue_exact = costs_exact && EvictionQueue::staleness_exact(max_m, horizon);
@@ -129,9 +148,17 @@ struct GreedyGraph {
     return {adjacent.data() + start[i], adjacent.data() + start[i + 1]};
   }
 
+  struct Step {
+    Instruction ins;
+    InstructionBytes need;    // seed_grad, backward (compute: compute_need)
+    bool frees_grad = false;  // backward: its output's gradient is freed after it
+  };
+
   const Tape& tape;
   std::size_t n;
   Program base;
+  std::vector<Step> steps;  // the base stream's instructions other than frees
+  std::vector<InstructionBytes> compute_need;
   std::vector<std::vector<int>> saved;  // per node with a backward instruction: the values its vjp reads
   std::vector<int> adjacent, input_count;
   std::vector<std::size_t> start;
@@ -178,7 +205,6 @@ class GreedyPlanner {
     pinned_.assign(n_, 0);
     last_access_.assign(n_, 0);
     remaining_uses_ = g.uses;
-    grad_live_.assign(n_, false);
     pos_.assign(n_, -1);
     if (heuristic_ == Heuristic::dtr_eq) {
       parent_.resize(n_);
@@ -207,8 +233,8 @@ class GreedyPlanner {
     out.strategy = "greedy";
     out.loss = g_.base.loss;
     out.grad_targets = g_.base.grad_targets;
-    for (const auto& ins : g_.base.instructions) {
-      if (ins.kind == InstructionKind::free || ins.kind == InstructionKind::free_grad) continue;
+    for (const GreedyGraph::Step& step : g_.steps) {
+      const Instruction& ins = step.ins;
       ++clock_;
       const Node& node = tape_.node(ins.node);
       if (ins.kind == InstructionKind::compute) {
@@ -221,11 +247,9 @@ class GreedyPlanner {
         for (int in : node.inputs) release_use(in);
         if (remaining_uses_[static_cast<std::size_t>(ins.node)] == 0) drop(ins.node);  // e.g. the loss value
       } else if (ins.kind == InstructionKind::seed_grad) {
-        const InstructionBytes need = seed_grad_bytes(tape_, ins.node);
-        make_room(need.peak_extra);
+        make_room(step.need.peak_extra);
         out.instructions.push_back(ins);
-        grad_live_[static_cast<std::size_t>(ins.node)] = true;
-        current_ += static_cast<std::size_t>(need.stays);
+        current_ += static_cast<std::size_t>(step.need.stays);
       } else {  // backward
         const std::vector<int>& saved = g_.saved[static_cast<std::size_t>(ins.node)];
         for (int s : saved) {
@@ -234,14 +258,10 @@ class GreedyPlanner {
         }
         // The memory policy says what this vjp allocates (in-place gradients stay;
         // accumulation temporaries and scratch are held only while it runs).
-        const InstructionBytes need = backward_bytes(tape_, ins.node, grad_live_);
-        make_room(need.peak_extra);
+        make_room(step.need.peak_extra);
         out.instructions.push_back(ins);
-        current_ += static_cast<std::size_t>(need.stays);
-        mark_gradients(tape_, ins.node, grad_live_);
-        // The output gradient is read by nothing after this vjp.
-        if (grad_live_[static_cast<std::size_t>(ins.node)] && !is_param(ins.node)) {
-          grad_live_[static_cast<std::size_t>(ins.node)] = false;
+        current_ += static_cast<std::size_t>(step.need.stays);
+        if (step.frees_grad) {
           current_ -= node.meta.bytes();
           out.instructions.push_back({InstructionKind::free_grad, ins.node});
         }
@@ -315,7 +335,7 @@ class GreedyPlanner {
   void materialise(int v, Program& out) {
     const std::span<const int> inputs = g_.inputs(v);
     for (int in : inputs) pin(in);
-    const InstructionBytes need = compute_bytes(tape_, v);
+    const InstructionBytes& need = g_.compute_need[static_cast<std::size_t>(v)];
     make_room(need.peak_extra);
     out.instructions.push_back({InstructionKind::compute, v});
     auto i = static_cast<std::size_t>(v);
@@ -654,7 +674,6 @@ class GreedyPlanner {
   std::size_t n_;
   Program out_;
   std::vector<std::uint8_t> state_;  // resident_bit | computed_bit | param_bit
-  std::vector<bool> grad_live_;      // (the memory policy's type)
   std::vector<int> pinned_, parent_, resident_list_, pos_;  // pos_: index in resident_list_, or -1
   std::vector<std::int64_t> last_access_, remaining_uses_;
   std::vector<double> class_cost_;
