@@ -185,7 +185,11 @@ struct GreedyGraph {
 //     (the residents that read class r are registered in watchers_[r]); when a class only
 //     gains an evicted value's cost, its readers' numerators gain the same (when
 //     GreedyGraph::sums_exact; else they recompute too);
-//   dtr: every resident that neighbourhood_changed() (below) reaches.
+//   dtr: a value its capped search tried to visit changed residency. The search reads
+//     nothing but the states of the values it tries (t's neighbours and those of the
+//     values it expands; parameters never change), and with those unchanged it makes the
+//     same moves to the same sum; so each search registers t with every value it tried
+//     (watchers_[u]), and a residency change of u marks exactly the searches that read u.
 // A value's residency changes when it is dropped or rematerialised; its first
 // computation changes no score (the searches skip values never computed, and msps
 // reads a value only from its consumers, none of which is resident before it is computed).
@@ -221,7 +225,7 @@ class GreedyPlanner {
       a_.assign(n_, 0);
       touched_flag_.assign(n_, 0);
       a_dirty_.assign(n_, 0);
-      if (heuristic_ == Heuristic::dtr_eq) {
+      if (heuristic_ == Heuristic::dtr_eq || heuristic_ == Heuristic::dtr) {
         watchers_.assign(n_, {});
         score_stamp_.assign(n_, 0);
       }
@@ -397,15 +401,22 @@ class GreedyPlanner {
   }
 
   // Sum of costs of evicted values connected to t through evicted values (capped search).
-  double evicted_neighbourhood_cost(int t) {
+  // `watch`: register t with every value the search tries (dtr under the queue).
+  double evicted_neighbourhood_cost(int t, bool watch) {
     double total = 0;
     std::size_t seen = 0;
     if (seen_stamp_.size() != n_) seen_stamp_.assign(n_, 0);
+    if (watch && tried_stamp_.size() != n_) tried_stamp_.assign(n_, 0);
     const std::uint32_t stamp = ++stamp_;
+    const std::uint32_t reader = watch ? ++score_stamp_[static_cast<std::size_t>(t)] : 0;
     stack_.clear();
     auto& stack = stack_;
     auto visit = [&](int u) {
       auto i = static_cast<std::size_t>(u);
+      if (watch && !is_param(u) && tried_stamp_[i] != stamp) {
+        tried_stamp_[i] = stamp;
+        watch_value(u, t, reader);
+      }
       if (!evicted(u)) return;
       if (seen_stamp_[i] == stamp) return;
       seen_stamp_[i] = stamp;
@@ -428,7 +439,7 @@ class GreedyPlanner {
     auto i = static_cast<std::size_t>(t);
     const double c = g_.cost[i];
     switch (heuristic_) {
-      case Heuristic::dtr: return c + evicted_neighbourhood_cost(t);
+      case Heuristic::dtr: return c + evicted_neighbourhood_cost(t, watch);
       case Heuristic::dtr_eq: {
         double e = 0;
         std::vector<int>& roots = roots_;
@@ -443,7 +454,7 @@ class GreedyPlanner {
         }
         if (watch) {
           const std::uint32_t stamp = ++score_stamp_[i];
-          for (int r : roots) watch_class(r, t, stamp);
+          for (int r : roots) watch_value(r, t, stamp);
         }
         return c + e;
       }
@@ -489,8 +500,8 @@ class GreedyPlanner {
         if (a == b) continue;
         parent_[static_cast<std::size_t>(b)] = a;
         class_cost_[static_cast<std::size_t>(a)] += class_cost_[static_cast<std::size_t>(b)];
-        class_changed(a);
-        class_changed(b);
+        readers_changed(a);  // a gained b's whole cost, b is no root any more
+        readers_changed(b);
       }
     }
   }
@@ -589,7 +600,7 @@ class GreedyPlanner {
   void residency_changed(int v) {
     if (!use_queue_) return;
     switch (heuristic_) {
-      case Heuristic::dtr: neighbourhood_changed(v); break;
+      case Heuristic::dtr: readers_changed(v); break;
       case Heuristic::dtr_eq:
         for (int u : g_.neighbours(v))
           if (resident(u)) touch(u, true);
@@ -602,40 +613,10 @@ class GreedyPlanner {
     }
   }
 
-  // dtr: the capped search of a resident t reads the residency of the values it tries to
-  // visit: t's neighbours and the neighbours of the values it expands. It expands at most
-  // 255 values (it pops only while fewer than 256 are visited, and each pop is a distinct
-  // visited value), each reached from t through expanded ones, all evicted. So if v's
-  // change alters t's search, v is tried from t or from an expanded u_k along a path
-  // t - u_1 - ... - u_k - v (k <= 255) of values evicted before and after the change (they
-  // are not v). Searching from v through evicted values up to distance 256 and marking every
-  // resident met within distance 257 finds every such t. By induction over the changes since
-  // t's numerator was computed (each one searched at once, while the u_i are as they were),
-  // a resident never marked has the very search it had then.
-  void neighbourhood_changed(int v) {
-    if (bfs_stamp_.size() != n_) bfs_stamp_.assign(n_, 0);
-    const std::uint32_t stamp = ++bfs_round_;
-    auto& frontier = bfs_queue_;
-    frontier.clear();
-    frontier.push_back({v, 0});
-    bfs_stamp_[static_cast<std::size_t>(v)] = stamp;
-    for (std::size_t head = 0; head < frontier.size(); ++head) {
-      const auto [x, d] = frontier[head];
-      for (int y : g_.neighbours(x)) {
-        auto k = static_cast<std::size_t>(y);
-        if (bfs_stamp_[k] == stamp || is_param(y)) continue;
-        bfs_stamp_[k] = stamp;
-        if (resident(y))
-          touch(y, true);
-        else if (evicted(y) && d < 256)
-          frontier.push_back({y, d + 1});
-      }
-    }
-  }
-
-  // dtr-eq: t's numerator read class r (registered with the stamp of that computation).
-  void watch_class(int r, int t, std::uint32_t stamp) {
-    Watchers& w = watchers_[static_cast<std::size_t>(r)];
+  // t's numerator read u (dtr: u's residency; dtr-eq: class root u), registered with the
+  // stamp of that computation.
+  void watch_value(int u, int t, std::uint32_t stamp) {
+    Watchers& w = watchers_[static_cast<std::size_t>(u)];
     w.list.emplace_back(t, stamp);
     if (w.list.size() >= w.compact_at) {  // drop stale entries, amortised O(1) per entry
       std::erase_if(w.list, [&](const std::pair<int, std::uint32_t>& e) { return !reads(e); });
@@ -645,11 +626,10 @@ class GreedyPlanner {
   bool reads(const std::pair<int, std::uint32_t>& e) const {  // the entry is t's current numerator
     return resident(e.first) && score_stamp_[static_cast<std::size_t>(e.first)] == e.second;
   }
-  // Class r merged with another (it stopped being a root, or gained a whole class's cost):
-  // its readers recompute.
-  void class_changed(int r) {
+  // What the readers of u read changed: they recompute.
+  void readers_changed(int u) {
     if (!use_queue_) return;
-    Watchers& w = watchers_[static_cast<std::size_t>(r)];
+    Watchers& w = watchers_[static_cast<std::size_t>(u)];
     for (const auto& e : w.list)
       if (reads(e)) touch(e.first, true);
     w.list.clear();
@@ -659,7 +639,7 @@ class GreedyPlanner {
   // gains exactly delta when the sums are exact integers.
   void class_cost_added(int r, double delta) {
     if (!use_queue_) return;
-    if (!g_.sums_exact) return class_changed(r);
+    if (!g_.sums_exact) return readers_changed(r);
     for (const auto& e : watchers_[static_cast<std::size_t>(r)].list)
       if (reads(e)) {
         a_[static_cast<std::size_t>(e.first)] += delta;
@@ -694,11 +674,9 @@ class GreedyPlanner {
     std::vector<std::pair<int, std::uint32_t>> list;  // (resident, score_stamp_ of the computation that read it)
     std::size_t compact_at = 16;
   };
-  std::vector<Watchers> watchers_;          // dtr-eq, per class root
-  std::vector<std::uint32_t> score_stamp_;  // dtr-eq: numerator computations per value
-  std::vector<std::uint32_t> bfs_stamp_;    // dtr: neighbourhood_changed()'s marks
-  std::uint32_t bfs_round_ = 0;
-  std::vector<std::pair<int, int>> bfs_queue_;
+  std::vector<Watchers> watchers_;          // dtr: per value; dtr-eq: per class root
+  std::vector<std::uint32_t> score_stamp_;  // dtr, dtr-eq: numerator computations per value
+  std::vector<std::uint32_t> tried_stamp_;  // dtr: the values the current search tried
 };
 
 // One run at one internal budget: the plan and its interval of constancy, or nothing.
