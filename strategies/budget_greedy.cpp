@@ -178,8 +178,8 @@ struct GreedyGraph {
 // numerator a = c + e (dtr, dtr-eq, msps; c for dtr-local), m and the last access;
 // the clock is the queue's business. A value is touched (its leaf rewritten at the
 // next choice, by flush()) when its pin count crosses zero, its last access or its
-// position changes, and its numerator is marked dirty (recomputed by today's formula)
-// when something it reads may have changed:
+// position changes, and its numerator is marked dirty (recomputed by the scan's own
+// formula) when something it reads may have changed:
 //   msps: an input changed residency (its resident consumers are marked);
 //   dtr-eq: a neighbour changed residency, or the class of an evicted neighbour merged
 //     (the residents that read class r are registered in watchers_[r]); when a class only

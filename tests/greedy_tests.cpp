@@ -5,13 +5,14 @@
 // a few hundred random graphs (the builder of property_tests.cpp, without data), under
 // four cost tables (analytic; small integers with many ties and zeros; large integers,
 // whose scores collide after rounding and whose sums are not exact; and one negative
-// cost, where the planner must fall back to scanning) and several budgets, one run of
-// run_budget_greedy() with the queue, and one with selection = scan, must give the
-// reference's outcome, Program (instruction by instruction), peak, interval upper
-// bound, failing need and recomputation count. Zoo models (long chains of equal
-// values, many ties) add larger cases, and plan() is compared with the acceptance rule
-// replayed over reference runs. The queue itself is checked against a brute-force
-// minimum under random updates with exact ties and near-ties within an ulp.
+// cost, where the planner must fall back to scanning) and several budgets, a run of
+// run_budget_greedy() with each selection (automatic, queue, cached, scan) must give the
+// reference's outcome, Program (instruction by instruction; after a failure, the
+// instructions before it), peak, interval upper bound, failing need and recomputation
+// count. Zoo models (long chains of equal values, many ties) add larger cases, and
+// plan() is compared with the acceptance rule replayed over reference runs. The queue
+// itself is checked against a brute-force minimum under random updates with exact ties
+// and near-ties within an ulp.
 #include "autodiff/memory_policy.hpp"
 #include "gradcheck.hpp"
 #include "models/models.hpp"
