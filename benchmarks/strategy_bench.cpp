@@ -1,15 +1,17 @@
 // Contract: strategy benchmarks (printed figures, not tests).
 //  1. Planning time of each strategy against chain length: revolve to n = 10^6
 //     (s = 20), optimal to L = 200 with 1000 memory slots, sqrt and chen-greedy
-//     on the same chains, greedy (DTR) on node graphs to 8 x 10^4 nodes.
+//     on the same chains; budget-greedy (DTR) on node graphs to 8 x 10^4 nodes at a
+//     tenth of store-all's peak: one run, one run by the old scan, and plan().
 //  2. optimal's exact DP on a 100-stage heterogeneous chain file (planning time and
 //     makespan, against the same DP rounded to 200 slots).
 //  3. Every strategy on the 100-layer MLP (width 512, batch 256, f32, relu) at 1/10,
 //     1/5 and 1/3 of store-all's peak: planned and measured overhead side by side
 //     (promises checked on every plan; measured = median of interleaved ratios).
 // Medians over repeats; ratios are measured in the same run.
-// Usage: strategy_bench [--quick]
+// Usage: strategy_bench [--quick | --greedy]   (--greedy: only the budget-greedy section)
 #include "models/models.hpp"
+#include "strategies/budget_greedy.hpp"
 #include "strategies/stage_schedules.hpp"
 #include "strategies/strategies.hpp"
 
@@ -63,10 +65,59 @@ Chain random_chain(int L, std::uint32_t seed) {
   return c;
 }
 
+// Budget-greedy at scale: the MLP of width 4 (4 nodes a layer, 8 x 10^2 .. 8 x 10^4
+// nodes) at a tenth of store-all's peak. One run at that internal budget
+// (run_budget_greedy: each victim from the EvictionQueue, or, for comparison, from a
+// scan of every resident as before the queue), and the whole plan() call, whose
+// acceptance rule runs greedy at every budget of its bisection (budget_greedy.cpp):
+// the runs near the least feasible budget recompute up to 10 N + 1000 ops each.
+void greedy_at_scale(bool quick) {
+  fmt::print("\n## budget-greedy at scale: mlp width 4, budget = store-all/10\n\n");
+  fmt::print("| heuristic | nodes | one run ms | one run, scan ms | plan() ms | runs | recomputed ops |\n"
+             "|---|---:|---:|---:|---:|---:|---:|\n");
+  std::vector<int> greedy_layers{200, 2000, 20000};
+  if (quick) greedy_layers = {200, 2000};
+  for (int layers : greedy_layers) {
+    Model m = build_model(fmt::format("mlp:layers={},width=4,batch=2", layers));
+    const std::size_t full = simulate(*m.tape, store_all_program(*m.tape, m.loss.id)).peak_bytes;
+    const NodeCosts costs = analytic_node_costs(*m.tape);
+    GreedyRun one;
+    const double t_run = time_median(5, [&] { one = run_budget_greedy(*m.tape, m.loss.id, full / 10, "dtr-eq", costs); });
+    const double t_scan = time_median(quick || layers < 20000 ? 3 : 1, [&] {
+      run_budget_greedy(*m.tape, m.loss.id, full / 10, "dtr-eq", costs, GreedySelection::scan);
+    });
+    StrategyOptions o;
+    o.heuristic = "dtr-eq";
+    PlanReport r;
+    const double t_plan = time_median(1, [&] { r = plan(*make_strategy("greedy", o), PlanRequest{*m.tape, m.loss.id, Budget{full / 10}}); });
+    fmt::print("| dtr-eq | {} | {:.1f} | {:.1f} | {:.0f} | {} | {} |\n", m.tape->size(), t_run * 1e3, t_scan * 1e3,
+               t_plan * 1e3, r.candidates_simulated, r.predicted.recomputed_ops);
+  }
+  if (!quick) {  // one run of every heuristic on the largest graph
+    Model m = build_model("mlp:layers=20000,width=4,batch=2");
+    const std::size_t full = simulate(*m.tape, store_all_program(*m.tape, m.loss.id)).peak_bytes;
+    const NodeCosts costs = analytic_node_costs(*m.tape);
+    fmt::print("\n| heuristic | nodes | one run ms | outcome | recomputed ops |\n|---|---:|---:|---|---:|\n");
+    for (const auto& h : greedy_heuristics()) {
+      GreedyRun one;
+      const double t = time_median(3, [&] { one = run_budget_greedy(*m.tape, m.loss.id, full / 10, h, costs); });
+      const char* outcome = one.outcome == GreedyRun::Outcome::planned      ? "planned"
+                            : one.outcome == GreedyRun::Outcome::infeasible ? "infeasible"
+                                                                            : "thrashing (over 10 N + 1000 recomputations)";
+      fmt::print("| {} | {} | {:.1f} | {} | {} |\n", h, m.tape->size(), t * 1e3, outcome, one.recomputations);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+  if (argc > 1 && std::strcmp(argv[1], "--greedy") == 0) {  // the budget-greedy section alone
+    fmt::print("remat strategy_bench --greedy (medians)\n");
+    greedy_at_scale(false);
+    return 0;
+  }
   set_cpu_threads(2);
   fmt::print("remat strategy_bench{} (medians; 2 threads)\n\n", quick ? " --quick" : "");
 
@@ -136,18 +187,8 @@ int main(int argc, char** argv) {
     double tc = time_median(3, [&] { s = chen_greedy_schedule(c, full); });
     fmt::print("| chen-greedy | random | {} | least memory | {:.3f} | {} |\n", L, tc * 1e3, simulate_schedule(c, s).recomputed_steps);
   }
-  std::vector<int> greedy_layers{200, 2000, 20000};  // 4 nodes a layer: 10^3 .. 10^5 nodes
-  if (quick) greedy_layers = {200, 2000};
-  for (int layers : greedy_layers) {
-    Model m = build_model(fmt::format("mlp:layers={},width=4,batch=2", layers));
-    std::size_t full = simulate(*m.tape, store_all_program(*m.tape, m.loss.id)).peak_bytes;
-    StrategyOptions o;
-    o.heuristic = "dtr-eq";
-    PlanReport r;
-    double t = time_median(1, [&] { r = plan(*make_strategy("greedy", o), PlanRequest{*m.tape, m.loss.id, Budget{full / 10}}); });
-    fmt::print("| greedy (dtr-eq) | mlp width 4 | {} nodes | budget = store-all/10 ({} runs) | {:.1f} | {} |\n",
-               m.tape->size(), r.candidates_simulated, t * 1e3, r.predicted.recomputed_ops);
-  }
+
+  greedy_at_scale(quick);
 
   // The exact DP on a chain file in its own units (the default) against the same DP
   // with sizes rounded to 200 slots (the old default), on a 100-stage heterogeneous
