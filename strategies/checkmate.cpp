@@ -23,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstdlib>
 #include <cmath>
 #include <limits>
 #include <mutex>
@@ -520,6 +521,7 @@ MilpOutcome run_cbc(const Model& m, const std::vector<double>* start, double sec
     solver.getModelPtr()->messageHandler()->setLogLevel(0);
   }
   if (const char* path = std::getenv("REMAT_CHECKMATE_MPS"); path && *path) solver.writeMps(path);  // for diagnosis
+  if (const char* path = std::getenv("REMAT_CHECKMATE_MPS"); path && *path) solver.writeMps(path);  // for diagnosis
   CbcModel model(solver);
   CbcSolverUsefulData data;
   CbcMain0(model, data);
@@ -542,6 +544,21 @@ MilpOutcome run_cbc(const Model& m, const std::vector<double>* start, double sec
     argv.push_back("-threads");
     argv.push_back(th.c_str());
   }
+  // Extra cbc driver options, for diagnosis and tuning (e.g. "-cuts root -heuristics off").
+  std::vector<std::string> extra;
+  if (const char* more = std::getenv("REMAT_CHECKMATE_CBC_ARGS")) {
+    std::string word;
+    for (const char* c = more;; ++c) {
+      if (*c == ' ' || *c == 0) {
+        if (!word.empty()) extra.push_back(word);
+        word.clear();
+        if (*c == 0) break;
+      } else {
+        word += *c;
+      }
+    }
+  }
+  for (const auto& e : extra) argv.push_back(e.c_str());
   argv.push_back("-solve");
   argv.push_back("-quit");
   CbcMain1(static_cast<int>(argv.size()), argv.data(), model, nullptr, data);
