@@ -75,9 +75,18 @@ int main(int argc, char** argv) {
     for (double fraction : {0.9, 0.8, 0.5}) {
       const auto budget = static_cast<std::int64_t>(static_cast<double>(topo.peak) * fraction);
       nlohmann::json row = {{"model", spec}, {"nodes", g.size()}, {"fraction", fraction}, {"budget", budget}};
+      double greedy = NAN;
+      CheckmateOptions with_greedy = options;  // as plan_checkmate: greedy's schedule is a warm start
+      try {
+        Program p = plan_budget_greedy(tape, m.loss.id, static_cast<std::size_t>(budget), "dtr");
+        const GraphSchedule s = graph_schedule_from_program(g, p);
+        greedy = simulate_graph_schedule(g, s).cost;
+        with_greedy.warm_starts.push_back(s);
+      } catch (const InfeasibleBudget&) {
+      }
       CheckmatePlan plan;
       try {
-        plan = solve_checkmate(g, budget, options);
+        plan = solve_checkmate(g, budget, with_greedy);
       } catch (const InfeasibleBudget& e) {
         fmt::print("| {} | {} | {:.0f}% | - | refused: below the largest step | - | - | - | - | - | - |{}\n", spec,
                    g.size(), 100 * fraction, lp ? " - | - | - |" : "");
@@ -88,12 +97,6 @@ int main(int argc, char** argv) {
       }
       const double best = plan.schedule ? plan.incumbent : NAN;
       const bool known = plan.status == CheckmateStatus::optimal;
-      double greedy = NAN;
-      try {
-        Program p = plan_budget_greedy(tape, m.loss.id, static_cast<std::size_t>(budget), "dtr");
-        greedy = simulate_graph_schedule(g, graph_schedule_from_program(g, p)).cost;
-      } catch (const InfeasibleBudget&) {
-      }
       const double warm = plan.warm_start_cost ? *plan.warm_start_cost : NAN;
       auto versus = [&](double x) {
         if (std::isnan(x)) return std::string("no plan");
@@ -118,6 +121,7 @@ int main(int argc, char** argv) {
                  plan.schedule ? percent(plan.gap) : "-", versus(greedy), versus(warm), lp_cells);
       std::fflush(stdout);
       row["status"] = checkmate_status_name(plan.status);
+      row["source"] = plan.source;
       row["seconds"] = plan.solve_seconds;
       row["columns"] = plan.columns;
       row["rows"] = plan.rows;

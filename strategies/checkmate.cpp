@@ -667,6 +667,79 @@ void consider(std::optional<Candidate>& best, const TrainingGraph& g, GraphSched
     best = Candidate{std::move(s), st, source};
 }
 
+// keep[t][v] of a stage-form schedule: an instance of v made before stage t is read in stage t
+// or later (its canonical S).
+std::vector<std::vector<char>> keep_sets(const TrainingGraph& g, const GraphSchedule& s) {
+  std::vector<std::vector<char>> keep(static_cast<std::size_t>(g.size()), std::vector<char>(g.values.size(), 0));
+  std::vector<int> stage_of(s.steps.size());
+  for (std::size_t i = 0, frontier = 0; i < s.steps.size(); ++i) {
+    stage_of[i] = static_cast<int>(frontier);
+    if (s.steps[i] == static_cast<int>(frontier)) ++frontier;
+  }
+  std::vector<int> made(g.values.size(), -1), last(g.values.size(), -1);
+  auto close = [&](int v) {
+    if (made[static_cast<std::size_t>(v)] < 0) return;
+    for (int t = stage_of[static_cast<std::size_t>(made[static_cast<std::size_t>(v)])] + 1;
+         t <= stage_of[static_cast<std::size_t>(last[static_cast<std::size_t>(v)])]; ++t)
+      keep[static_cast<std::size_t>(t)][static_cast<std::size_t>(v)] = 1;
+  };
+  for (std::size_t i = 0; i < s.steps.size(); ++i) {
+    const GraphNode& node = g.nodes[static_cast<std::size_t>(s.steps[i])];
+    for (int v : node.inputs) last[static_cast<std::size_t>(v)] = static_cast<int>(i);
+    for (int v : node.outputs) {
+      close(v);
+      made[static_cast<std::size_t>(v)] = last[static_cast<std::size_t>(v)] = static_cast<int>(i);
+    }
+  }
+  for (std::size_t v = 0; v < g.values.size(); ++v) close(static_cast<int>(v));
+  return keep;
+}
+
+// A local search of remat's own (not in Checkmate): replace a recomputation by keeping the
+// value since its previous instance, when the peak still fits; the costliest recomputation
+// first, first improvement, until none improves (at most 4000 tries).
+void improve(std::optional<Candidate>& best, const TrainingGraph& g, std::int64_t budget, Clock::time_point deadline) {
+  if (!best || !in_stage_form(g, best->schedule)) return;
+  // A count of tried moves, not the clock, ends the search (so that it is deterministic);
+  // the deadline only guards against huge graphs.
+  int tries = 4000;
+  bool improved = true;
+  while (improved && tries > 0 && Clock::now() < deadline) {
+    improved = false;
+    const GraphSchedule& cur = best->schedule;
+    std::vector<int> stage_of(cur.steps.size()), order;
+    std::vector<char> seen(static_cast<std::size_t>(g.size()), 0);
+    for (std::size_t i = 0, frontier = 0; i < cur.steps.size(); ++i) {
+      stage_of[i] = static_cast<int>(frontier);
+      if (cur.steps[i] == static_cast<int>(frontier)) ++frontier;
+      if (seen[static_cast<std::size_t>(cur.steps[i])]++) order.push_back(static_cast<int>(i));
+    }
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+      return g.nodes[static_cast<std::size_t>(cur.steps[static_cast<std::size_t>(a)])].cost >
+             g.nodes[static_cast<std::size_t>(cur.steps[static_cast<std::size_t>(b)])].cost;
+    });
+    const auto base = keep_sets(g, cur);
+    for (int i : order) {
+      if (--tries < 0 || Clock::now() >= deadline) return;
+      const int p = cur.steps[static_cast<std::size_t>(i)], b = stage_of[static_cast<std::size_t>(i)];
+      auto keep = base;
+      for (int v : g.nodes[static_cast<std::size_t>(p)].outputs) {
+        // the stage of the previous instance of v
+        int a = -1;
+        for (int j = i - 1; j >= 0 && a < 0; --j)
+          if (cur.steps[static_cast<std::size_t>(j)] == p) a = stage_of[static_cast<std::size_t>(j)];
+        for (int t = a + 1; t <= b; ++t) keep[static_cast<std::size_t>(t)][static_cast<std::size_t>(v)] = 1;
+      }
+      const double before = best->stats.cost;
+      consider(best, g, recover_r(g, keep), budget, best->source + " + local search");
+      if (best->stats.cost < before) {
+        improved = true;
+        break;
+      }
+    }
+  }
+}
+
 std::string node_text(const TrainingGraph& g, int k) {
   const GraphNode& node = g.nodes[static_cast<std::size_t>(k)];
   return node.name == node.id ? fmt::format("node {}", node.id) : fmt::format("node {} '{}'", node.id, node.name);
@@ -727,11 +800,14 @@ CheckmatePlan solve_checkmate(const TrainingGraph& g, std::int64_t budget, const
   auto remaining = [&] { return options.time_limit - seconds_since(start); };
 
   // Warm starts.
-  std::optional<Candidate> best;
+  std::optional<Candidate> best;     // in stage form: the MIP start and the MILP's class
+  std::optional<Candidate> outside;  // a warm start outside stage form, kept only if it is cheaper
   for (std::size_t i = 0; i < options.warm_starts.size(); ++i) {
     try {
-      GraphSchedule s = drop_unused_recomputations(g, to_stage_form(g, options.warm_starts[i]));
-      consider(best, g, std::move(s), budget, fmt::format("warm start: given schedule {}", i));
+      const GraphSchedule raw = drop_unused_recomputations(g, options.warm_starts[i]);
+      if (!in_stage_form(g, raw))
+        consider(outside, g, raw, budget, fmt::format("warm start {} (outside stage form)", i));
+      consider(best, g, drop_unused_recomputations(g, to_stage_form(g, raw)), budget, fmt::format("warm start {}", i));
     } catch (const Error&) {
       // a warm start that is not a valid schedule of this graph is ignored
     }
@@ -739,6 +815,7 @@ CheckmatePlan solve_checkmate(const TrainingGraph& g, std::int64_t budget, const
   if (options.heuristic_warm_start)
     if (auto h = best_heuristic_schedule(g, budget)) consider(best, g, h->schedule, budget, "warm start: " + h->name);
   if (best) plan.warm_start_cost = best->stats.cost;
+  improve(best, g, budget, start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(0.2 * options.time_limit)));
 
   const Model m = build_model(g, budget);
   plan.columns = m.columns();
@@ -813,14 +890,19 @@ CheckmatePlan solve_checkmate(const TrainingGraph& g, std::int64_t budget, const
   }
 
   plan.solve_seconds = seconds_since(start);
+  if (outside && (!best || outside->stats.cost < best->stats.cost)) {
+    // Cheaper than every stage-form schedule found: it answers, and when the stage-form
+    // optimum is proven it is at least as good as that optimum.
+    if (best && proven_optimal) bound = best->stats.cost;
+    best = std::move(outside);
+  }
   if (best) {
     plan.schedule = best->schedule;
     plan.stats = best->stats;
     plan.incumbent = best->stats.cost;
     plan.source = best->source;
-    bound = std::min(bound, plan.incumbent);
-    plan.lower_bound = bound;
-    plan.gap = plan.incumbent > 0 ? (plan.incumbent - bound) / plan.incumbent : 0.0;
+    plan.lower_bound = bound;  // of the stage-form optimum (can exceed a schedule outside stage form)
+    plan.gap = plan.incumbent > 0 ? std::max(0.0, (plan.incumbent - bound) / plan.incumbent) : 0.0;
     const bool met_bound = plan.incumbent <= bound * (1 + 1e-9) + 1e-12;
     plan.status = (proven_optimal || met_bound) ? CheckmateStatus::optimal : CheckmateStatus::feasible;
     if (plan.status == CheckmateStatus::optimal) {

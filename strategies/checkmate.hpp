@@ -79,12 +79,15 @@ struct CheckmateOptions {
   TapeGraphCosts costs;         // tapes: per node costs (empty: analytic)
 };
 
+// The schedule returned is the cheapest found within the budget: the MILP's (stage form) or a
+// warm start's; a warm start outside stage form answers only when it is cheaper than every
+// stage-form schedule found. "optimal" means: no stage-form schedule is cheaper (proven).
 struct CheckmatePlan {
   CheckmateStatus status = CheckmateStatus::no_solution;
-  std::optional<GraphSchedule> schedule;  // the best schedule (stage form), within the budget
+  std::optional<GraphSchedule> schedule;  // the best schedule found, within the budget
   GraphScheduleStats stats;               // its simulation
   double incumbent = 0;     // its cost (stats.cost); infinity without a schedule
-  double lower_bound = 0;   // proven lower bound on the stage-form optimum
+  double lower_bound = 0;   // proven lower bound on the stage-form optimum (the incumbent when optimal)
   double gap = 0;           // (incumbent - lower_bound) / incumbent; infinity without a schedule
   std::optional<double> lp_bound;  // the LP relaxation's value (checkmate-lp)
   double solve_seconds = 0; // wall time of the whole call

@@ -58,18 +58,24 @@ bool same_gradients(const Tape& tape, const Program& a, const Program& b, const 
   return true;
 }
 
-// Ops whose declared workspace can exceed what they allocate (training_graph.cpp).
+// Ops whose declared workspace can exceed what they allocate (training_graph.cpp): conv2d
+// when neither x nor w receives a gradient; a binary op when an operand is broadcast but no
+// broadcast operand receives one.
 bool has_conservative_workspace(const Tape& tape, int loss) {
   for (int id : backward_order(tape, loss)) {
     const Node& n = tape.node(id);
     std::vector<TensorMeta> metas;
     for (int in : n.inputs) metas.push_back(tape.node(in).meta);
     if (n.op->vjp_workspace_bytes(metas, n.meta) == 0) continue;
-    for (std::size_t k = 0; k < n.inputs.size(); ++k) {
-      const Node& u = tape.node(n.inputs[k]);
-      const bool grad = u.requires_grad && n.op->differentiable_input(k);
-      if (!grad && (n.op->name() == "conv2d" || u.meta.shape != n.meta.shape)) return true;
+    auto grad = [&](std::size_t k) { return tape.node(n.inputs[k]).requires_grad && n.op->differentiable_input(k); };
+    if (n.op->name() == "conv2d") {
+      if (!grad(0) && !grad(1)) return true;
+      continue;
     }
+    bool broadcast_with_grad = false;
+    for (std::size_t k = 0; k < n.inputs.size(); ++k)
+      if (tape.node(n.inputs[k]).meta.shape != n.meta.shape && grad(k)) broadcast_with_grad = true;
+    if (!broadcast_with_grad) return true;
   }
   return false;
 }
@@ -130,6 +136,7 @@ TEST_CASE("training graphs of tapes: the graph's peak is the executor's, to the 
     const int loss = m.loss.id;
     TrainingGraph g = training_graph_from_tape(tape, loss);
     const bool exact = !has_conservative_workspace(tape, loss);
+    std::int64_t largest_excess = 0;
     auto check = [&](const GraphSchedule& s, const std::string& what) {
       CAPTURE(what);
       const GraphScheduleStats gs = simulate_graph_schedule(g, s);
@@ -137,6 +144,7 @@ TEST_CASE("training graphs of tapes: the graph's peak is the executor's, to the 
       const StepReport r = simulate(tape, p);
       if (exact) CHECK(gs.peak == static_cast<std::int64_t>(r.peak_bytes));
       else CHECK(gs.peak >= static_cast<std::int64_t>(r.peak_bytes));
+      largest_excess = std::max(largest_excess, gs.peak - static_cast<std::int64_t>(r.peak_bytes));
       std::int64_t forward_recomputations = 0;
       std::vector<int> seen(g.nodes.size(), 0);
       for (int k : s.steps)
@@ -178,6 +186,9 @@ TEST_CASE("training graphs of tapes: the graph's peak is the executor's, to the 
     const HeuristicSchedule least = least_memory_heuristic_schedule(g);
     check(least.schedule, least.name);
     CHECK(least.stats.peak >= minimum_step_memory(g));
+    if (!exact)
+      MESSAGE(spec, ": a declared workspace is an upper bound (graph >= simulate()); largest excess seen ",
+              largest_excess, " bytes");
   }
 }
 
