@@ -13,7 +13,11 @@
 //   U[t,k]  = U[t,k'] + M(k) R[t,k] - sum_{v in in(k') u out(k')} M_v FREE[t,v,k']   (Eq. 3)
 //   U[t,k] + W_k R[t,k] <= budget                                            (Eq. 1d)
 //   FREE[t,v,k] = R[t,k] (1 - S[t+1,v]) prod_{readers j > k of v} (1 - R[t,j])  (Eq. 4)
-// where M(k) is the size of k's outputs. Values generalise Checkmate's one output per node
+// where M(k) is the size of k's outputs. (Equation labels follow the paper's Sec. 4: Eq. 1
+// the objective with its correctness constraints 1a-1f, Eq. 2-3 the memory recurrence of
+// Sec. 4.3, Eq. 4 FREE; they were written from PAPERS.md and the paper's structure, the
+// paper itself not being available offline: check the numbers against the PDF.)
+// Values generalise Checkmate's one output per node
 // (training_graph.hpp): R is per node, S and FREE per value. FREE is linearised from
 // above only, one row per factor (FREE <= R[t,k], FREE <= 1 - S[t+1,v],
 // FREE <= 1 - R[t,j]): freeing only lowers memory, so the solver sets it to its largest
@@ -23,7 +27,7 @@
 //     and only if present (the cut an independent CBC implementation found decisive);
 //   - S[t,v] + R[t,p(v)] <= 1: never recompute a resident value;
 //   - a non-recomputable node is computed only in its own stage; its values are kept
-//     (S = 1) until its last non-recomputable reader;
+//     (S = 1) until their last reader;
 //   - R[t,i] exists only when i reaches a node >= t (last_descendants), S[t,v] only up to
 //     v's horizon (value_horizons): a computation that serves no later stage is useless.
 // The optimum is over schedules in stage form (training_graph.hpp), Checkmate's class:
