@@ -648,13 +648,13 @@ GraphSchedule recover_r(const TrainingGraph& g, const std::vector<std::vector<ch
   return drop_unused_recomputations(g, s);
 }
 
-struct Candidate {
+struct ScheduleCandidate {
   GraphSchedule schedule;
   GraphScheduleStats stats;
   std::string source;
 };
 
-void consider(std::optional<Candidate>& best, const TrainingGraph& g, GraphSchedule s, std::int64_t budget,
+void consider(std::optional<ScheduleCandidate>& best, const TrainingGraph& g, GraphSchedule s, std::int64_t budget,
               const std::string& source) {
   GraphScheduleStats st;
   try {
@@ -664,7 +664,7 @@ void consider(std::optional<Candidate>& best, const TrainingGraph& g, GraphSched
   }
   if (st.peak > budget) return;
   if (!best || st.cost < best->stats.cost || (st.cost == best->stats.cost && st.peak < best->stats.peak))
-    best = Candidate{std::move(s), st, source};
+    best = ScheduleCandidate{std::move(s), st, source};
 }
 
 // keep[t][v] of a stage-form schedule: an instance of v made before stage t is read in stage t
@@ -698,7 +698,7 @@ std::vector<std::vector<char>> keep_sets(const TrainingGraph& g, const GraphSche
 // A local search of remat's own (not in Checkmate): replace a recomputation by keeping the
 // value since its previous instance, when the peak still fits; the costliest recomputation
 // first, first improvement, until none improves (at most 4000 tries).
-void improve(std::optional<Candidate>& best, const TrainingGraph& g, std::int64_t budget, Clock::time_point deadline) {
+void improve(std::optional<ScheduleCandidate>& best, const TrainingGraph& g, std::int64_t budget, Clock::time_point deadline) {
   if (!best || !in_stage_form(g, best->schedule)) return;
   // A count of tried moves, not the clock, ends the search (so that it is deterministic);
   // the deadline only guards against huge graphs.
@@ -800,8 +800,8 @@ CheckmatePlan solve_checkmate(const TrainingGraph& g, std::int64_t budget, const
   auto remaining = [&] { return options.time_limit - seconds_since(start); };
 
   // Warm starts.
-  std::optional<Candidate> best;     // in stage form: the MIP start and the MILP's class
-  std::optional<Candidate> outside;  // a warm start outside stage form, kept only if it is cheaper
+  std::optional<ScheduleCandidate> best;     // in stage form: the MIP start and the MILP's class
+  std::optional<ScheduleCandidate> outside;  // a warm start outside stage form, kept only if it is cheaper
   for (std::size_t i = 0; i < options.warm_starts.size(); ++i) {
     try {
       const GraphSchedule raw = drop_unused_recomputations(g, options.warm_starts[i]);
