@@ -3,7 +3,8 @@
 // graph size, MILP status, time to optimality or the gap at the time limit, and the cost of
 // the greedy planner (plan_budget_greedy "dtr", on the graph's costs), of the heuristic warm
 // start and, with --lp, of checkmate-lp, each against the optimum where it is known.
-//   build/bin/checkmate_bench [--time-limit S] [--threads N] [--lp] [--json PATH] [SPEC...]
+//   build/bin/checkmate_bench [--quick] [--time-limit S] [--threads N] [--lp] [--json PATH] [SPEC...]
+// --quick (CI): three small graphs, a 5 s time limit.
 // Default specs: graphs of 24 to 153 nodes. See docs/checkmate.md for the figures.
 #include "models/models.hpp"
 #include "strategies/checkmate.hpp"
@@ -12,6 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -31,6 +33,7 @@ int main(int argc, char** argv) {
   CheckmateOptions options;
   options.time_limit = 60;
   bool lp = false;
+  bool quick = false;
   std::string json_path;
   std::vector<std::string> specs;
   for (int a = 1; a < argc; ++a) {
@@ -45,6 +48,7 @@ int main(int argc, char** argv) {
     if (arg == "--time-limit") options.time_limit = std::atof(value().c_str());
     else if (arg == "--threads") options.threads = std::atoi(value().c_str());
     else if (arg == "--lp") lp = true;
+    else if (arg == "--quick") quick = true;
     else if (arg == "--json") json_path = value();
     else if (!arg.empty() && arg[0] == '-') {
       fmt::print(stderr, "[checkmate_bench] unknown option {}\n", arg);
@@ -54,6 +58,10 @@ int main(int argc, char** argv) {
   if (!(options.time_limit > 0)) {
     fmt::print(stderr, "[checkmate_bench] --time-limit must be > 0\n");
     return 2;
+  }
+  if (quick) {
+    options.time_limit = std::min(options.time_limit, 5.0);
+    if (specs.empty()) specs = {"unet:levels=1", "mlp:layers=4", "resnet:blocks=1"};
   }
   if (specs.empty())
     specs = {"unet:levels=1", "mlp:layers=4", "resnet:blocks=1", "unet:levels=2", "mlp:layers=8",

@@ -173,7 +173,8 @@ nlohmann::json bench_model(Backend& backend, const std::string& spec, int steps)
   // Every strategy of the registry at its default, as `remat compare` has them.
   std::vector<Plan> plans;
   for (const auto& row : strategy_registry())
-    plans.push_back(row.compared_at_sqrt_peak ? Plan{row.name, "budget = sqrt's peak", sqrt_peak}
+    if (!row.solver)
+      plans.push_back(row.compared_at_sqrt_peak ? Plan{row.name, "budget = sqrt's peak", sqrt_peak}
                                               : Plan{row.name, row.default_setting, std::nullopt});
   fmt::print("\n== one training step of {} on the GPU ==\n", m.spec);
   fmt::print("{:<12} {:<26} {:>10} {:>12} {:>12} {:>12} {:>10} {:>9} {:>9} {:>7}\n", "strategy", "setting", "plan s",

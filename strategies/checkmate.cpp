@@ -987,11 +987,23 @@ CheckmateTapePlan plan_checkmate(const Tape& tape, int loss, const Budget& budge
   return out;
 }
 
-Program CheckmateStrategy::plan(const Tape& tape, int loss, const Budget& budget) const {
-  return plan_checkmate(tape, loss, budget, options_).program;
+PlanReport CheckmateStrategy::plan_report(const PlanRequest& request) const {
+  CheckmateOptions o = options_;
+  if (request.costs) o.costs = tape_graph_costs(*request.costs);
+  CheckmateTapePlan p = plan_checkmate(request.tape, request.loss, request.budget, o);
+  PlanReport report;
+  report.strategy = name();
+  report.program = std::move(p.program);
+  report.predicted = simulate(request.tape, report.program);
+  report.candidates_simulated = 1;
+  report.setting = fmt::format("{}: {}", checkmate_status_name(p.plan.status), p.plan.source);
+  report.solver = std::make_shared<const nlohmann::json>(checkmate_plan_json(p.graph, p.plan));
+  if (p.plan.status != CheckmateStatus::optimal)
+    report.notes.push_back(fmt::format("not proven optimal within {:.0f} s: gap {:.2f}%", o.time_limit, 100 * p.plan.gap));
+  return report;
 }
 
-std::unique_ptr<Strategy> make_checkmate_strategy(const CheckmateOptions& options) {
+std::unique_ptr<RematStrategy> make_checkmate_strategy(const CheckmateOptions& options) {
   return std::make_unique<CheckmateStrategy>(options);
 }
 

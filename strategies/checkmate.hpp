@@ -52,7 +52,7 @@
 // is a lower bound on the stage-form optimum.
 #pragma once
 
-#include "autodiff/strategy.hpp"
+#include "strategies/planning.hpp"
 #include "strategies/graph_heuristics.hpp"
 #include "strategies/training_graph.hpp"
 
@@ -128,17 +128,24 @@ struct CheckmateTapePlan {
 // the budget is found, carrying the least budget that remat can certify.
 CheckmateTapePlan plan_checkmate(const Tape& tape, int loss, const Budget& budget, const CheckmateOptions& options = {});
 
-class CheckmateStrategy final : public Strategy {
+// The strategy (registry rows "checkmate" and "checkmate-lp"). Its family is the MILP's
+// answer and its warm starts (budget-greedy's plan when greedy accepts the budget, and
+// the Chen-style checkpoint sets), judged on the simulated peak of the lowered Program.
+// A refusal names the least budget those certify. One caveat of a time-limited solve: a
+// budget the MILP solves in time can be accepted below that certified least budget while
+// a slightly larger one, whose solve runs out of time, is refused; above it, every budget
+// is accepted.
+class CheckmateStrategy final : public RematStrategy {
  public:
   explicit CheckmateStrategy(CheckmateOptions options = {}) : options_(std::move(options)) {}
   std::string name() const override { return options_.lp_relaxation ? "checkmate-lp" : "checkmate"; }
-  Program plan(const Tape& tape, int loss, const Budget& budget) const override;
+  PlanReport plan_report(const PlanRequest& request) const override;
   const CheckmateOptions& options() const { return options_; }
 
  private:
   CheckmateOptions options_;
 };
 
-std::unique_ptr<Strategy> make_checkmate_strategy(const CheckmateOptions& options = {});
+std::unique_ptr<RematStrategy> make_checkmate_strategy(const CheckmateOptions& options = {});
 
 }  // namespace remat

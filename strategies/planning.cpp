@@ -154,7 +154,7 @@ Candidate schedule_candidate(const Tape& tape, std::shared_ptr<const ChainView> 
   const std::int64_t x0 = view->boundary[0] >= 0 ? costs.forward(view->boundary[0]) : 0;
   c.planned_time = stats.makespan + x0;
   c.stage_peak = static_cast<std::size_t>(std::max<std::int64_t>(0, stats.peak_memory));
-  auto stage = std::make_shared<const StagePlan>(StagePlan{view, std::move(schedule), std::move(stats)});
+  auto stage = std::make_shared<const StagePlan>(StagePlan{view, std::move(schedule), std::move(stats), {}});
   c.lower = [&tape, stage, strategy] { return lower_schedule(tape, *stage->view, stage->schedule, strategy); };
   c.stage = std::move(stage);
   return c;

@@ -30,6 +30,7 @@
 #include "strategies/schedule.hpp"
 
 #include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,6 +65,7 @@ struct PlanReport {
   std::string cost_source;          // "analytic" or "measured on cpu"
   std::optional<StagePlan> stage;   // chain strategies
   std::vector<std::string> notes;   // fallbacks, slot rounding, ...
+  std::shared_ptr<const nlohmann::json> solver;  // a solver's own figures (checkmate: status, bound, gap)
   int candidates_simulated = 0;     // programs lowered and simulated while planning
   double plan_seconds = 0;
   double planned_overhead() const {

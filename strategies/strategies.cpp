@@ -1,6 +1,8 @@
 // Contract: the registry table (see strategies.hpp). One row per strategy.
 #include "strategies/strategies.hpp"
 
+#include "strategies/checkmate.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -28,13 +30,19 @@ const std::vector<StrategyInfo>& strategy_registry() {
        "the least time at store-all's memory", StrategyLevel::chain, {O::dp_slots}, &make_optimal_strategy, true},
       {"greedy", "budget-greedy eviction with recomputation on demand, any graph (Kirisame et al. 2021, DTR)",
        "store-all (nothing to evict)", StrategyLevel::node, {O::heuristic}, &make_greedy_strategy, true},
+      {"checkmate", "the MILP optimum of the training graph on CBC, time-limited (Jain et al. 2020)",
+       "store-all (the optimum without a budget)", StrategyLevel::node, {O::time_limit}, &make_checkmate_milp_strategy,
+       true, true},
+      {"checkmate-lp", "Checkmate's LP relaxation with two-phase rounding, for large graphs (Jain et al. 2020 Sec. 5)",
+       "store-all", StrategyLevel::node, {O::time_limit}, &make_checkmate_lp_strategy, true, true},
   };
   return rows;
 }
 
-std::vector<std::string> strategy_names() {
+std::vector<std::string> strategy_names(bool include_solvers) {
   std::vector<std::string> names;
-  for (const auto& row : strategy_registry()) names.push_back(row.name);
+  for (const auto& row : strategy_registry())
+    if (include_solvers || !row.solver) names.push_back(row.name);
   return names;
 }
 
@@ -46,6 +54,21 @@ const StrategyInfo& strategy_info(const std::string& name) {
 
 std::unique_ptr<RematStrategy> make_strategy(const std::string& name, const StrategyOptions& options) {
   return strategy_info(name).make(options);
+}
+
+std::unique_ptr<RematStrategy> make_checkmate_milp_strategy(const StrategyOptions& options) {
+  CheckmateOptions o;
+  o.time_limit = options.time_limit_seconds;
+  o.threads = options.threads;
+  return make_checkmate_strategy(o);
+}
+
+std::unique_ptr<RematStrategy> make_checkmate_lp_strategy(const StrategyOptions& options) {
+  CheckmateOptions o;
+  o.time_limit = options.time_limit_seconds;
+  o.threads = options.threads;
+  o.lp_relaxation = true;
+  return make_checkmate_strategy(o);
 }
 
 const std::vector<std::string>& greedy_heuristics() {

@@ -24,13 +24,14 @@ struct StrategyOptions {
   // Planning beyond this many seconds is refused before it starts when a planner can
   // estimate its cost (optimal's DP), and stopped with an Error when it runs past it.
   double time_limit_seconds = 60;
+  int threads = 1;                   // checkmate: CBC threads
 };
 
 enum class StrategyLevel : std::uint8_t { chain, node };
 const char* strategy_level_name(StrategyLevel level);
 
 // Options a strategy reads (a given option no strategy of the command reads is refused).
-enum class StrategyOption : std::uint8_t { slots, heuristic, dp_slots };
+enum class StrategyOption : std::uint8_t { slots, heuristic, dp_slots, time_limit };
 
 struct StrategyInfo {
   std::string name;
@@ -42,6 +43,10 @@ struct StrategyInfo {
   // Without a budget its plan is store-all's, so comparisons (compare, gpu_bench) give it
   // sqrt's peak as the budget.
   bool compared_at_sqrt_peak = false;
+  // A time-limited solver (checkmate): one plan takes seconds to minutes, so compare's
+  // default list, the benchmarks' sweeps and the exhaustive test grids leave it out
+  // unless it is named; its own tests and checkmate_bench cover it.
+  bool solver = false;
   bool uses(StrategyOption option) const;
 };
 
@@ -49,7 +54,8 @@ const std::vector<StrategyInfo>& strategy_registry();
 // The row of `name`; Error "[strategy] unknown strategy 'x'; expected one of: ..." otherwise.
 const StrategyInfo& strategy_info(const std::string& name);
 std::unique_ptr<RematStrategy> make_strategy(const std::string& name, const StrategyOptions& options = {});
-std::vector<std::string> strategy_names();
+// Every strategy's name; without solvers when `include_solvers` is false.
+std::vector<std::string> strategy_names(bool include_solvers = true);
 const std::vector<std::string>& greedy_heuristics();
 
 // The factories the registry rows call (one per strategy file).
@@ -59,6 +65,8 @@ std::unique_ptr<RematStrategy> make_chen_greedy_strategy(const StrategyOptions& 
 std::unique_ptr<RematStrategy> make_revolve_strategy(const StrategyOptions& options);
 std::unique_ptr<RematStrategy> make_optimal_strategy(const StrategyOptions& options);
 std::unique_ptr<RematStrategy> make_greedy_strategy(const StrategyOptions& options);
+std::unique_ptr<RematStrategy> make_checkmate_milp_strategy(const StrategyOptions& options);
+std::unique_ptr<RematStrategy> make_checkmate_lp_strategy(const StrategyOptions& options);
 
 // Node-level budget-greedy eviction (DTR) at one internal budget, as the greedy
 // strategy runs it (budget_greedy.cpp); throws InfeasibleBudget when that budget fails.

@@ -303,38 +303,14 @@ GraphSchedule drop_unused_recomputations(const TrainingGraph& g, const GraphSche
 
 // ---- tapes ----
 
-TapeGraphCosts analytic_tape_costs(const Tape& tape) {
+TapeGraphCosts tape_graph_costs(const NodeCosts& costs) {
   TapeGraphCosts c;
-  c.forward.resize(tape.size());
-  c.backward.resize(tape.size());
-  for (std::size_t id = 0; id < tape.size(); ++id) {
-    c.forward[id] = static_cast<double>(analytic_node_time(tape, static_cast<int>(id)));
-    c.backward[id] = 2 * c.forward[id];
-  }
+  for (auto v : costs.forward_ns) c.forward.push_back(static_cast<double>(v));
+  for (auto v : costs.backward_ns) c.backward.push_back(static_cast<double>(v));
   return c;
 }
 
-TapeGraphCosts measured_tape_costs(const Tape& tape, const Program& program, const StepReport& report) {
-  if (report.instruction_seconds.size() != program.instructions.size())
-    throw Error(fmt::format("[training graph] measured costs need one time per instruction (RunOptions::record_times): "
-                            "the report has {} for {} instructions",
-                            report.instruction_seconds.size(), program.instructions.size()));
-  TapeGraphCosts c = analytic_tape_costs(tape);
-  std::vector<char> fw(tape.size(), 0), bw(tape.size(), 0);
-  for (std::size_t k = 0; k < program.instructions.size(); ++k) {
-    const auto& ins = program.instructions[k];
-    const auto id = static_cast<std::size_t>(ins.node);
-    const double ns = std::max(1.0, std::round(report.instruction_seconds[k] * 1e9));
-    if (ins.kind == InstructionKind::compute && !fw[id]) {
-      c.forward[id] = ns;
-      fw[id] = 1;
-    } else if (ins.kind == InstructionKind::backward && !bw[id]) {
-      c.backward[id] = ns;
-      bw[id] = 1;
-    }
-  }
-  return c;
-}
+TapeGraphCosts analytic_tape_costs(const Tape& tape) { return tape_graph_costs(analytic_node_costs(tape)); }
 
 TrainingGraph training_graph_from_tape(const Tape& tape, int loss, const TapeGraphCosts& costs_in) {
   const Node& loss_node = tape.node(loss);

@@ -29,6 +29,7 @@
 // training_graph.cpp. Parameters and their gradients are not budgeted and not modelled.
 #pragma once
 
+#include "autodiff/costs.hpp"
 #include "autodiff/executor.hpp"
 #include "strategies/chain.hpp"
 
@@ -132,11 +133,10 @@ struct TapeGraphCosts {
   std::vector<double> forward;
   std::vector<double> backward;
 };
-// The roofline of chain_view.hpp: forward = analytic_node_time (ns), backward = 2x forward.
+// A cost table (autodiff/costs.hpp: analytic, or profiled on the device) as graph costs.
+TapeGraphCosts tape_graph_costs(const NodeCosts& costs);
+// analytic_node_costs (the roofline: backward = 2x forward) as graph costs.
 TapeGraphCosts analytic_tape_costs(const Tape& tape);
-// Nanoseconds per instruction of a profiled run of `program` (RunOptions::record_times):
-// each node's first compute and its backward; nodes the run did not time keep the roofline.
-TapeGraphCosts measured_tape_costs(const Tape& tape, const Program& program, const StepReport& report);
 
 TrainingGraph training_graph_from_tape(const Tape& tape, int loss, const TapeGraphCosts& costs = {});
 // forward node -> compute, backward node -> backward (the loss's is preceded by its

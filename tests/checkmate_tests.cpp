@@ -15,15 +15,18 @@
 //      the largest single-step need are refused naming it; the strategy keeps the promises.
 // A long run: REMAT_CHECKMATE_CASES=400 build/bin/remat_tests -tc='checkmate*exhaustive*'.
 #include "models/models.hpp"
+#include "cli_harness.hpp"
 #include "gradcheck.hpp"
 #include "strategies/checkmate.hpp"
 #include "strategies/graph_json.hpp"
+#include "strategies/graph_planning.hpp"
 #include "strategies/strategies.hpp"
 #include "strategies/stage_schedules.hpp"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <limits>
@@ -520,16 +523,109 @@ TEST_CASE("checkmate: measured costs from a profiled run") {
   const Tape& tape = *m.tape;
   const Program p = store_all_program(tape, m.loss.id);
   CpuBackend cpu;
-  Executor ex(tape, cpu);
-  RunOptions ro;
-  ro.record_times = true;
-  const StepReport report = ex.run(p, m.batch(0), ro).report;
   CheckmateOptions o = test_options();
-  o.costs = measured_tape_costs(tape, p, report);
+  o.costs = tape_graph_costs(profile_node_costs(tape, m.loss.id, cpu, m.batch(0), 1));
   for (int id : compute_order(tape, m.loss.id)) CHECK(o.costs.forward[static_cast<std::size_t>(id)] >= 1);
   const std::size_t store_all = simulate(tape, p).peak_bytes;
   const CheckmateTapePlan plan = plan_checkmate(tape, m.loss.id, Budget{store_all * 7 / 10}, o);
   CHECK(plan.simulated_peak <= store_all * 7 / 10);
   CHECK(plan.plan.status == CheckmateStatus::optimal);
-  CHECK_THROWS_WITH_AS(measured_tape_costs(tape, p, StepReport{}), doctest::Contains("one time per instruction"), Error);
 }
+
+TEST_CASE("checkmate: through the registry and the planning entry point, with the solver's figures in the report") {
+  Model m = build_model("resmlp:layers=3,width=8,batch=2");
+  const Tape& tape = *m.tape;
+  const std::size_t store_all = simulate(tape, store_all_program(tape, m.loss.id)).peak_bytes;
+  for (const char* name : {"checkmate", "checkmate-lp"}) {
+    CAPTURE(std::string(name));
+    StrategyOptions o;
+    o.time_limit_seconds = 20;
+    auto s = make_strategy(name, o);
+    CHECK(strategy_info(name).solver);
+    const auto budget = static_cast<std::size_t>(0.8 * static_cast<double>(store_all));
+    try {
+      PlanReport r = plan(*s, PlanRequest{tape, m.loss.id, Budget{budget}});
+      CHECK(r.predicted.peak_bytes <= budget);
+      REQUIRE(r.solver != nullptr);
+      CHECK(r.solver->contains("status"));
+      CHECK(r.planned_time >= r.store_all_time);
+    } catch (const InfeasibleBudget& e) {
+      // Exact acceptance: the named least budget is itself accepted.
+      CHECK(e.min_feasible_bytes > budget);
+      CHECK(plan(*s, PlanRequest{tape, m.loss.id, Budget{e.min_feasible_bytes}}).predicted.peak_bytes <=
+            e.min_feasible_bytes);
+    }
+    // No budget: the optimum without a constraint is store-all's time.
+    PlanReport free = plan(*s, PlanRequest{tape, m.loss.id, Budget{}});
+    CHECK(free.planned_time == free.store_all_time);
+  }
+  // The exhaustive grids leave the solvers out; the registry lists them.
+  const auto fast = strategy_names(false);
+  CHECK(std::find(fast.begin(), fast.end(), "checkmate") == fast.end());
+  const auto all = strategy_names();
+  CHECK(std::find(all.begin(), all.end(), "checkmate") != all.end());
+}
+
+TEST_CASE("graph planning: node-level strategies on graph files and chain files keep the interchange rule") {
+  // A zoo graph exported and read back, then every graph strategy at a few budgets: the
+  // schedule's simulated peak is within the budget, a refusal names a budget the same
+  // strategy accepts, and checkmate (proven optimal here) is never costlier than greedy.
+  Model m = build_model("resmlp:layers=3,width=8,batch=2");
+  const TrainingGraph g = read_node_link_json(to_node_link_json(training_graph_from_tape(*m.tape, m.loss.id)));
+  const std::int64_t topo = simulate_graph_schedule(g, topological_schedule(g)).peak;
+  StrategyOptions o;
+  o.time_limit_seconds = 20;
+  for (double fraction : {1.0, 0.9, 0.8, 0.6}) {
+    const auto budget = static_cast<std::int64_t>(fraction * static_cast<double>(topo));
+    CAPTURE(budget);
+    std::optional<double> greedy_cost, checkmate_cost;
+    for (const auto& name : graph_strategy_names()) {
+      CAPTURE(name);
+      try {
+        const GraphPlan p = plan_graph(name, g, budget, o);
+        CHECK(p.stats.peak <= budget);
+        CHECK(simulate_graph_schedule(g, p.schedule).peak == p.stats.peak);
+        if (name == "greedy") greedy_cost = p.stats.cost;
+        if (name == "checkmate" && p.solver.at("status") == "optimal") checkmate_cost = p.stats.cost;
+      } catch (const InfeasibleBudget& e) {
+        CHECK(static_cast<std::int64_t>(e.min_feasible_bytes) > budget);
+        CHECK(plan_graph(name, g, static_cast<std::int64_t>(e.min_feasible_bytes), o).stats.peak <=
+              static_cast<std::int64_t>(e.min_feasible_bytes));
+      }
+    }
+    if (greedy_cost && checkmate_cost) CHECK(*checkmate_cost <= *greedy_cost + 1e-9);
+  }
+  CHECK(plan_graph("greedy", g, std::nullopt, o).stats.cost == simulate_graph_schedule(g, topological_schedule(g)).cost);
+  CHECK_THROWS_WITH_AS(plan_graph("revolve", g, topo, o), doctest::Contains("plans chains of stages, not graphs"), Error);
+  CHECK_THROWS_WITH_AS(plan_graph("magic", g, topo, o), doctest::Contains("unknown strategy 'magic'"), Error);
+}
+
+#ifdef REMAT_HAVE_CLI
+TEST_CASE("graph planning: remat plan --graph, --export-graph and greedy on chain files") {
+  testing::ScratchDir dir;
+  const std::string path = (dir.path / "g.json").string();
+  auto exported = testing::cli({"plan", "--model", "mlp:layers=4,width=8,batch=2", "--strategy", "sqrt", "--export-graph",
+                                path, "--json"});
+  REQUIRE(exported.code == 0);
+  const TrainingGraph g = read_node_link_file(path);
+  CHECK(g.size() > 8);
+  auto planned = testing::cli({"plan", "--graph", "file:" + path, "--strategy", "checkmate", "--budget", "80%", "--json"});
+  REQUIRE(planned.code == 0);
+  const auto j = nlohmann::json::parse(planned.out);
+  // An outside simulator replays the sequence to the same peak.
+  const GraphSchedule s = schedule_from_json(g, j);
+  CHECK(simulate_graph_schedule(g, s).peak == j.at("peak").get<std::int64_t>());
+  CHECK(j.at("peak").get<std::int64_t>() <= j.at("budget").get<std::int64_t>());
+  CHECK(j.contains("solver"));
+  // Greedy on a chain file (the example), and chain strategies refused on graphs.
+  auto chain = testing::cli({"plan", "--chain", "uniform:n=100", "--strategy", "greedy", "--budget", "24", "--json"});
+  REQUIRE(chain.code == 0);
+  CHECK(nlohmann::json::parse(chain.out).at("peak").get<std::int64_t>() <= 24);
+  auto refused = testing::cli({"plan", "--graph", "file:" + path, "--strategy", "revolve"});
+  CHECK(refused.code == 2);
+  CHECK(refused.err.find("plans chains of stages") != std::string::npos);
+  auto bad = testing::cli({"plan", "--graph", path, "--strategy", "greedy"});
+  CHECK(bad.code == 2);
+  CHECK(bad.err.find("--graph expects file:PATH") != std::string::npos);
+}
+#endif

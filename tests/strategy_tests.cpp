@@ -89,7 +89,7 @@ TEST_CASE("every strategy keeps the three promises on chain models") {
   for (const char* spec : {"mlp:layers=10,width=16,batch=4,act=tanh", "resmlp:layers=9,width=12,batch=3,act=gelu"}) {
     Model m = build_model(spec);
     std::size_t full = simulate(*m.tape, store_all_program(*m.tape, m.loss.id)).peak_bytes;
-    for (const auto& name : strategy_names()) {
+    for (const auto& name : strategy_names(/*include_solvers=*/false)) {  // checkmate: checkmate_tests
       for (double fraction : {0.0, 1.0, 0.6, 0.4, 0.25, 0.1}) {
         CAPTURE(spec);
         CAPTURE(name);
@@ -154,7 +154,7 @@ TEST_CASE("the node-level peak never exceeds the stage model's peak") {
 TEST_CASE("unknown strategies and heuristics are named in the error") {
   CHECK_THROWS_WITH_AS(make_strategy("magic"),
                        "[strategy] unknown strategy 'magic'; expected one of: store-all, sqrt, chen-greedy, revolve, "
-                       "optimal, greedy",
+                       "optimal, greedy, checkmate, checkmate-lp",
                        Error);
   StrategyOptions o;
   o.heuristic = "best";

@@ -61,6 +61,10 @@ int run_cli(int argc, char** argv) {
 
   auto* plan = app.add_subcommand("plan", "Plan only: print the plan report (planned peak, recomputation, time)");
   add_common(plan, plan_o, true);
+  plan->add_option("--graph", plan_o.graph,
+                   "file:PATH: a training graph in node-link JSON (Checkmate, Moccasin); budgets in its cost_ram units");
+  plan->add_option("--export-graph", plan_o.export_graph,
+                   "write the training graph of --model, --chain or --graph as node-link JSON to PATH");
   plan->add_flag("--program", plan_o.print_program, "also print the node-level program (models only; in the JSON with --json)");
 
   auto* run = app.add_subcommand("run", "Run training steps and check measured against planned memory");
@@ -71,7 +75,7 @@ int run_cli(int argc, char** argv) {
   auto* compare = app.add_subcommand("compare", "Every strategy on one model: memory, recomputation and time");
   compare->add_option("--model", compare_o.model, "model SPEC");
   compare->add_option("--budgets", compare_o.budgets, std::string("comma-separated budgets, each ") + budget_help);
-  compare->add_option("--strategies", compare_o.strategies, "comma-separated strategies (default: every strategy)");
+  compare->add_option("--strategies", compare_o.strategies, "comma-separated strategies (default: every strategy but the time-limited solvers checkmate and checkmate-lp)");
   compare->add_option("--device", compare_o.device, "cpu or cuda");
   compare->add_option("--repeat", compare_o.repeat, "timed rounds over every strategy, interleaved (median reported)");
   compare->add_option("--threads", compare_o.threads, "CPU threads for OpenMP and OpenBLAS");

@@ -11,6 +11,8 @@
 
 #include "experiments/common/output_file.hpp"
 #include "experiments/common/subprocess.hpp"
+#include "strategies/graph_json.hpp"
+#include "strategies/graph_planning.hpp"
 #include "strategies/stage_schedules.hpp"
 #include "gpu/cuda_backend.hpp"
 
@@ -57,6 +59,7 @@ std::string option_flag(StrategyOption o) {
     case StrategyOption::slots: return "--slots";
     case StrategyOption::heuristic: return "--heuristic";
     case StrategyOption::dp_slots: return "--dp-slots";
+    case StrategyOption::time_limit: return "--time-limit";
   }
   return "?";
 }
@@ -114,6 +117,7 @@ Json plan_json(const PlanReport& r) {
          {"candidates_simulated", r.candidates_simulated},
          {"notes", r.notes},
          {"plan_seconds", r.plan_seconds}};
+  if (r.solver) j["solver"] = *r.solver;
   if (r.stage) {
     j["stages"] = r.stage->view->chain.length();
     j["forward_steps"] = r.stage->stats.forward_steps;
@@ -162,20 +166,78 @@ StrategyOptions strategy_options_for(const std::string& command, const StrategyI
   return s;
 }
 
+// A graph plan as JSON: the schedule for outside simulators (schedule_to_json) with the
+// plan's setting and, for checkmate, the solver's figures. Text output shows the sequence's
+// length (the sequence itself is in --json).
+Json graph_plan_json(const TrainingGraph& graph, const GraphPlan& p, std::optional<std::int64_t> budget, bool full) {
+  Json j = schedule_to_json(graph, p.schedule);
+  j["strategy"] = p.strategy;
+  j["graph"] = graph.name;
+  j["nodes"] = graph.size();
+  j["budget"] = optional_json(budget);
+  j["setting"] = p.setting;
+  j["feasible"] = true;
+  j["plan_seconds"] = p.plan_seconds;
+  if (!p.solver.is_null()) {
+    j["solver"] = p.solver;
+    if (!full) j["solver"].erase("sequence");
+  }
+  if (!full) {
+    j["sequence_length"] = j["sequence"].size();
+    j.erase("sequence");
+  }
+  return j;
+}
+
+// Plans on a training graph without a tape: a node-link file, or a chain file for a
+// node-level strategy.
+Json plan_on_graph(const CommonOptions& o, const StrategyInfo& info, const TrainingGraph& graph,
+                   const std::optional<BudgetSpec>& spec) {
+  if (o.costs != "analytic") throw Error("[plan] --costs measured needs --model (a graph file carries its own costs)");
+  if (o.print_program) throw Error("[plan] --program needs --model (a graph file has no node-level program)");
+  if (info.level == StrategyLevel::chain && o.chain.empty())
+    throw Error(fmt::format("[plan] strategy '{}' plans chains of stages; on --graph use one of: {}", info.name,
+                            fmt::join(graph_strategy_names(), ", ")));
+  StrategyOptions so = strategy_options_for("plan", info, o.slots, o.heuristic, o.dp_slots, o.time_limit);
+  const std::int64_t topological_peak = simulate_graph_schedule(graph, topological_schedule(graph)).peak;
+  std::optional<std::int64_t> budget;
+  if (spec) budget = static_cast<std::int64_t>(spec->resolve(static_cast<std::size_t>(topological_peak)));
+  return graph_plan_json(graph, plan_graph(info.name, graph, budget, so), budget, o.json);
+}
+
 int command_plan(const CommonOptions& o) {
-  if (o.chain.empty() == o.model.empty()) throw Error("[plan] give exactly one of --chain or --model");
+  const int sources = !o.chain.empty() + !o.model.empty() + !o.graph.empty();
+  if (sources != 1) throw Error("[plan] give exactly one of --chain, --model or --graph");
   if (o.strategy.empty()) throw Error("[plan] --strategy is required");
   const StrategyInfo& info = strategy_info(o.strategy);
-  auto strategy = info.make(strategy_options_for("plan", info, o.slots, o.heuristic, o.dp_slots, o.time_limit));
   std::optional<BudgetSpec> spec;
   if (!o.budget.empty()) spec = parse_budget(o.budget);
+  OutputFile exported("plan", "--export-graph", o.export_graph);
+  auto write_graph = [&](const TrainingGraph& g) {
+    if (!exported) return;
+    exported.open() << to_node_link_json(g).dump(1) << "\n";
+    exported.close();
+  };
   Json j;
 
-  if (!o.chain.empty()) {
+  if (!o.graph.empty()) {
+    if (o.graph.rfind("file:", 0) != 0)
+      throw Error(fmt::format("[plan] --graph expects file:PATH (node-link JSON), got '{}'", o.graph));
+    const TrainingGraph graph = read_node_link_file(o.graph.substr(5));
+    write_graph(graph);
+    j = plan_on_graph(o, info, graph, spec);
+  } else if (!o.chain.empty() && info.level == StrategyLevel::node) {
+    Chain chain = Chain::parse_spec(o.chain);
+    chain.validate();
+    const TrainingGraph graph = training_graph_from_chain(chain);
+    write_graph(graph);
+    j = plan_on_graph(o, info, graph, spec);
+    j["chain"] = chain.name;
+  } else if (!o.chain.empty()) {
+    auto strategy = info.make(strategy_options_for("plan", info, o.slots, o.heuristic, o.dp_slots, o.time_limit));
     if (o.costs != "analytic") throw Error("[plan] --costs measured needs --model (a chain file carries its own costs)");
     if (o.print_program) throw Error("[plan] --program needs --model (a chain file has no node-level program)");
-    if (info.level == StrategyLevel::node)
-      throw Error("[plan] strategy '" + o.strategy + "' works on node-level graphs: use --model SPEC instead of --chain");
+    if (exported) throw Error("[plan] --export-graph with --chain needs a node-level strategy (greedy, checkmate)");
     Chain chain = Chain::parse_spec(o.chain);
     chain.validate();
     const std::int64_t full = store_all_stats(chain).peak_memory;
@@ -199,6 +261,7 @@ int command_plan(const CommonOptions& o) {
   } else {
     if (o.device != "cpu" && o.costs != "measured")
       throw Error("[plan] --device only chooses where --costs measured profiles (plan runs nothing otherwise)");
+    auto strategy = info.make(strategy_options_for("plan", info, o.slots, o.heuristic, o.dp_slots, o.time_limit));
     Model m = build_model(o.model);
     std::unique_ptr<Backend> backend;
     Bindings data;
@@ -209,6 +272,12 @@ int command_plan(const CommonOptions& o) {
     std::optional<NodeCosts> costs = costs_for("plan", o.costs, m, backend.get(), data);
     std::optional<std::size_t> budget;
     if (spec) budget = spec->resolve(store_all_peak_of(m));
+    if (exported) {
+      TapeGraphCosts graph_costs = costs ? tape_graph_costs(*costs) : analytic_tape_costs(*m.tape);
+      TrainingGraph g = training_graph_from_tape(*m.tape, m.loss.id, graph_costs);
+      g.name = m.spec;
+      write_graph(g);
+    }
     PlanReport r = plan(*strategy, PlanRequest{*m.tape, m.loss.id, Budget{budget}, costs ? &*costs : nullptr});
     j = plan_json(r);
     j["model"] = m.spec;
@@ -311,7 +380,8 @@ int command_compare(const CompareOptions& o) {
   for (const auto& item : split(o.budgets, ',')) specs.push_back(parse_budget(item));
   std::vector<const StrategyInfo*> chosen;
   if (o.strategies.empty()) {
-    for (const auto& row : strategy_registry()) chosen.push_back(&row);
+    for (const auto& row : strategy_registry())
+      if (!row.solver) chosen.push_back(&row);  // solvers (checkmate) only when named in --strategies
   } else {
     for (const auto& name : split(o.strategies, ',')) chosen.push_back(&strategy_info(name));
   }

@@ -23,6 +23,7 @@ inline const char* default_model_spec = "mlp:layers=100,width=512,batch=256,act=
 
 struct CommonOptions {
   std::string chain, model, strategy, budget, costs = "analytic", device = "cpu";
+  std::string graph, export_graph;  // plan only: --graph file:PATH, --export-graph PATH
   std::optional<std::string> heuristic;
   std::optional<int> slots, dp_slots, threads;
   int repeat = 3;
