@@ -1,7 +1,7 @@
 // Contract: the value types every layer shares.
 //  - DType, Shape, TensorMeta: what a value is, without storage (the tape records these).
 //  - MemoryCategory and MemoryMeter: every tensor byte is counted in one category;
-//    "budgeted" bytes are all categories but parameters and their gradients (DESIGN.md).
+//    "budgeted" bytes are all categories but parameters and their gradients (docs/architecture.md).
 //  - Storage: bytes obtained from a Backend; its destructor returns them to the same
 //    backend, which tells the meter. A metering-only backend hands out Storage with
 //    no data, so the same code path predicts the peak.

@@ -1,6 +1,6 @@
 // Contract: Chain (chain.hpp), the stage-level model of Beaumont et al. 2019
 // (arXiv:1911.13214, the chain model: fw, bw, cw, cbw, ftmp, btmp;
-// PAPERS.md "Heterogeneous chains").
+// docs/papers.md "Heterogeneous chains").
 //  - validate(): L >= 1; fw and ftmp have L entries, bw, cw, cbw and btmp have
 //    L+1; every value >= 0; cbw[i] >= cw[i] for i >= 1 (xbar(i) includes x(i)).
 //    Errors: Error "[chain <name>] <field> has 5 entries, expected L+1 = 6".

@@ -1,5 +1,5 @@
 // Contract: a Chain is the stage-level model most checkpointing theory works on,
-// in the notation of Beaumont et al. 2019 (arXiv:1911.13214, "rotor"; PAPERS.md):
+// in the notation of Beaumont et al. 2019 (arXiv:1911.13214, "rotor"; docs/papers.md):
 // stages 0..L-1 map x(i) to x(i+1), and stage L is the loss (backward only).
 // All costs are integers (time units; memory in bytes or slots):
 //   fw[i]   (i < L)  forward time of stage i

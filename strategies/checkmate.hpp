@@ -15,7 +15,7 @@
 //   FREE[t,v,k] = R[t,k] (1 - S[t+1,v]) prod_{readers j > k of v} (1 - R[t,j])  (Eq. 4)
 // where M(k) is the size of k's outputs. (Equation labels follow the paper's Sec. 4: Eq. 1
 // the objective with its correctness constraints 1a-1f, Eq. 2-3 the memory recurrence of
-// Sec. 4.3, Eq. 4 FREE; they were written from PAPERS.md and the paper's structure, the
+// Sec. 4.3, Eq. 4 FREE; they were written from docs/papers.md and the paper's structure, the
 // paper itself not being available offline: check the numbers against the PDF.)
 // Values generalise Checkmate's one output per node
 // (training_graph.hpp): R is per node, S and FREE per value. FREE is linearised from

@@ -1,7 +1,7 @@
 // Contract: the optimal persistent schedule for heterogeneous chains, the dynamic
 // program of Beaumont, Eyraud-Dubois, Herrmann, Joly, Shilova 2019 ("Optimal
 // checkpointing for heterogeneous chains", arXiv:1911.13214, the dynamic
-// program for opt[m][i][l]; PAPERS.md "Heterogeneous chains"), over integer
+// program for opt[m][i][l]; docs/papers.md "Heterogeneous chains"), over integer
 // memory. opt[m][i][l] = least time to back-propagate stages i..l with m memory
 // free, x(i) stored outside m, delta(l+1) inside m. With fw[L] = ftmp[L] = 0 and
 // cw[L+1] = cbw[L+1] = 0 (the loss stage L):
@@ -17,7 +17,7 @@
 //              (F_ck i, F_n i+1..j-1, then [j..l], then [i..j-1]);
 //          chain checkpoint, m >= cbw[i+1]:
 //              opt[m][i][i] + opt[m - cbw[i+1]][i+1][l]   (F_all i, [i+1..l], B i)
-//              (as PAPERS.md states it; see the correction below).
+//              (as docs/papers.md states it; see the correction below).
 //   The chain branch is evaluated with its exact transients instead of through
 //   opt[m][i][i]: fw[i] + bw[i] + opt[m - cbw[i+1]][i+1][l] when
 //   m >= max(cw[l+1] + cbw[i+1] + ftmp[i], cw[i] + cw[i+1] + cbw[i+1] + btmp[i]).

@@ -1,10 +1,10 @@
 // Contract: Revolve, binomial checkpointing (Griewank 1992, Optim. Methods Softw.
 // 1:35-54; Griewank & Walther 2000, "Algorithm 799: revolve", ACM TOMS 26(1):19-45,
-// doi:10.1145/347837.347846; PAPERS.md "Revolve").
+// doi:10.1145/347837.347846; docs/papers.md "Revolve").
 //  - beta(s, r) = C(s + r, s) (G&W 2000, the binomial bound: the number of steps s slots
 //    reverse with at most r advances per step), saturated at 2^62.
 //  - p(n, s) = r n - beta(s + 1, r - 1) with beta(s, r - 1) < n <= beta(s, r)
-//    (G&W 2000, the minimal repetition count; PAPERS.md): the least number
+//    (G&W 2000, the minimal repetition count; docs/papers.md): the least number
 //    of recomputed (untaped) forward steps for n steps with s slots, slot 0 = x(0).
 //  - The schedule follows the recursion p(n, s) = min_i [i + p(i, s) + p(n - i, s - 1)]
 //    with an optimal i in closed form (revolve_split): advance i steps from the

@@ -1,7 +1,7 @@
 // Contract: Schedule printing and simulate_schedule(), the stage memory model
 // every schedule generator is checked against. The model is the one behind the
 // rotor dynamic program (Beaumont et al. 2019, arXiv:1911.13214: the chain model
-// and the opt[m][i][l] recurrence of PAPERS.md); for the loss stage L, fw[L] =
+// and the opt[m][i][l] recurrence of docs/papers.md); for the loss stage L, fw[L] =
 // ftmp[L] = 0 and cw[L+1] = cbw[L+1] = 0.
 //
 // State: x_plain[j] (a stored x(j), cw[j] bytes), xbar[j] (the tape of stage j-1,

@@ -1,5 +1,5 @@
 // Contract: store-all and the segment schedules of Chen, Xu, Zhang, Guestrin 2016,
-// "Training Deep Nets with Sublinear Memory Cost" (arXiv:1604.06174; PAPERS.md).
+// "Training Deep Nets with Sublinear Memory Cost" (arXiv:1604.06174; docs/papers.md).
 //  - store_all_schedule: F_all 0..L-1, B L, ..., B 0 (the baseline, no recomputation).
 //  - segments_schedule_at(starts): the sqrt(n) segment strategy at stage granularity. The
 //    forward sweep runs every segment but the last keeping only its input

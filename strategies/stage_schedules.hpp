@@ -59,7 +59,7 @@ std::vector<std::vector<int>> chen_segmentation_family(const Chain& chain, std::
 // ---- Revolve (revolve.cpp) ----
 // beta(s, r) = C(s + r, s), saturated at 2^62; beta(s, -1) = 0.
 std::int64_t revolve_beta(std::int64_t s, std::int64_t r);
-// p(n, s) = r*n - beta(s+1, r-1) with beta(s, r-1) < n <= beta(s, r) (PAPERS.md):
+// p(n, s) = r*n - beta(s+1, r-1) with beta(s, r-1) < n <= beta(s, r) (docs/papers.md):
 // the least number of recomputed forward steps for n steps and s >= 1 slots.
 std::int64_t revolve_recomputations(std::int64_t n, std::int64_t s);
 // The first checkpoint offset the generator uses for (n >= 2, s >= 2): any i with

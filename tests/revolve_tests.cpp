@@ -1,7 +1,7 @@
 // Contract: Revolve (Griewank & Walther 2000, ACM TOMS 26(1), doi:10.1145/347837.347846)
 // against three independent forms of p(n, s): the closed form r n - beta(s+1, r-1),
-// the recursion p(n, s) = min_i [i + p(i, s) + p(n-i, s-1)] of PAPERS.md, and the
-// reference values of PAPERS.md. The schedule generator's forward count is checked on
+// the recursion p(n, s) = min_i [i + p(i, s) + p(n-i, s-1)] of docs/papers.md, and the
+// reference values of docs/papers.md. The schedule generator's forward count is checked on
 // the whole grid n = 1..2000, s = 1..32 through revolve_forward_count_table (the
 // generator's own recursion and split, without materialising schedules), and full
 // schedules are generated and replayed by simulate_schedule on a sub-grid.
@@ -18,7 +18,7 @@
 
 using namespace remat;
 
-TEST_CASE("revolve: beta and p match the reference values of PAPERS.md") {
+TEST_CASE("revolve: beta and p match the reference values of docs/papers.md") {
   CHECK(revolve_beta(3, 2) == 10);
   CHECK(revolve_beta(5, 0) == 1);
   CHECK(revolve_beta(4, -1) == 0);
@@ -44,7 +44,7 @@ TEST_CASE("revolve: beta and p match the reference values of PAPERS.md") {
 TEST_CASE("revolve: closed form, min-recursion and generator counts agree on n = 1..2000, s = 1..32") {
   constexpr int N = 2000, S = 32;
   constexpr std::size_t W = S + 1;
-  // The recursion of PAPERS.md, evaluated exhaustively (O(N^2 S)).
+  // The recursion of docs/papers.md, evaluated exhaustively (O(N^2 S)).
   std::vector<std::int64_t> rec((N + 1) * W, 0);
   for (std::int64_t n = 1; n <= N; ++n)
     for (std::int64_t s = 1; s <= S; ++s) {

@@ -280,6 +280,7 @@ int command_plan(const CommonOptions& o) {
     }
     PlanReport r = plan(*strategy, PlanRequest{*m.tape, m.loss.id, Budget{budget}, costs ? &*costs : nullptr});
     j = plan_json(r);
+    if (!o.json && j.contains("solver")) j["solver"].erase("sequence");  // the sequence is in --json
     j["model"] = m.spec;
     j["budget_bytes"] = optional_json(budget);
     j["feasible"] = true;

@@ -8,7 +8,7 @@
 //   - the generator's own recursion (revolve_forward_count_table(...) - n),
 //   - the replay of revolve_schedule on the uniform chain (simulate_schedule), when the
 //     schedule has at most 10 million recomputations (a few hundred MB otherwise),
-//   and the reference values of PAPERS.md. Any disagreement is a broken promise.
+//   and the reference values of docs/papers.md. Any disagreement is a broken promise.
 // Part 2 (execution): the `heat` model (1-D heat equation, one marked stage per time step,
 //   11 ops per step, plus a loss stage) planned by revolve with s slots and executed:
 //   measured recomputed ops = simulated = sum over stages of (forward executions - 1) x
@@ -29,7 +29,7 @@ constexpr const char* about =
     "form, an independent recursion, the generator and the simulated schedule), and real execution of\n"
     "the heat model under revolve with measured recomputed ops against the plan.";
 
-// p(n, s) for n <= max_n, s <= max_s by the recursion of PAPERS.md, independently of the library.
+// p(n, s) for n <= max_n, s <= max_s by the recursion of docs/papers.md, independently of the library.
 std::vector<std::vector<std::int64_t>> recursion_table(int max_n, int max_s) {
   std::vector<std::vector<std::int64_t>> p(static_cast<std::size_t>(max_s) + 1,
                                            std::vector<std::int64_t>(static_cast<std::size_t>(max_n) + 1, 0));
@@ -94,7 +94,7 @@ int run(int argc, char** argv) {
                              static_cast<double>(revolve_recomputations(n, max_s) + n) / static_cast<double>(n));
   }
 
-  // The reference values quoted in PAPERS.md.
+  // The reference values quoted in docs/papers.md.
   struct Reference { std::int64_t n, s, p; };
   const std::vector<Reference> refs{{10, 3, 15},      {14, 3, 27},      {100, 1, 4950},    {100, 2, 845},
                                     {100, 3, 490},    {100, 5, 316},    {100, 10, 222},    {1000, 5, 6284},
@@ -107,7 +107,7 @@ int run(int argc, char** argv) {
     refs_equal += p == r.p;
     if (p != r.p) disagree(fmt::format("p({}, {}) = {} but the reference value is {}", r.n, r.s, p, r.p));
   }
-  std::cout << fmt::format("reference values of PAPERS.md reproduced: {} of {}\n", refs_equal, refs.size());
+  std::cout << fmt::format("reference values of docs/papers.md reproduced: {} of {}\n", refs_equal, refs.size());
 
   // ---- Part 2: heat, executed ----
   struct Case { int steps, slots; };
