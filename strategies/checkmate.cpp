@@ -817,76 +817,82 @@ CheckmatePlan solve_checkmate(const TrainingGraph& g, std::int64_t budget, const
   if (best) plan.warm_start_cost = best->stats.cost;
   improve(best, g, budget, start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(0.2 * options.time_limit)));
 
-  const Model m = build_model(g, budget);
-  plan.columns = m.columns();
-  plan.rows = static_cast<int>(m.rows.size());
-  plan.integer_columns = m.integer_columns;
   double bound = trivial_bound;
   bool proven_optimal = false, proven_infeasible = false, interrupted = false, rejected_over_budget = false;
+  // Every node at least once bounds every schedule's cost from below: a warm start that meets
+  // the bound (store-all, when the budget holds it) is optimal without a solve.
+  const bool meets_trivial_bound = best && best->stats.cost <= trivial_bound * (1 + 1e-12);
+  if (!meets_trivial_bound) {
+    const Model m = build_model(g, budget);
+    plan.columns = m.columns();
+    plan.rows = static_cast<int>(m.rows.size());
+    plan.integer_columns = m.integer_columns;
 
-  if (!options.lp_relaxation) {
-    std::optional<Point> warm;
-    if (best) {
-      Point p = canonical_solution(m, g, best->schedule);
-      if (p.missing.empty()) warm = std::move(p);
-    }
-    const MilpOutcome out = run_cbc(m, warm ? &warm->x : nullptr, remaining(), options.threads, options.log);
-    interrupted = out.interrupted;
-    bool accepted = false;
-    if (!out.solution.empty()) {
-      const GraphSchedule s = schedule_from_solution(m, g, out.solution.data());
-      consider(best, g, s, budget, "milp");
-      accepted = best && best->source == "milp";
-      if (!accepted && best && best->schedule.steps != s.steps) {
-        // The solver's point rounds to a schedule that is not better than the warm start (or
-        // breaks the budget by a tolerance): keep the warm start, whose cost then bounds the optimum
-        // only through the solver's bound.
-        const GraphScheduleStats st = simulate_graph_schedule(g, s);
-        if (st.peak > budget) rejected_over_budget = true;
+    if (!options.lp_relaxation) {
+      std::optional<Point> warm;
+      if (best) {
+        Point p = canonical_solution(m, g, best->schedule);
+        if (p.missing.empty()) warm = std::move(p);
+      }
+      const MilpOutcome out = run_cbc(m, warm ? &warm->x : nullptr, remaining(), options.threads, options.log);
+      interrupted = out.interrupted;
+      bool accepted = false;
+      if (!out.solution.empty()) {
+        const GraphSchedule s = schedule_from_solution(m, g, out.solution.data());
+        consider(best, g, s, budget, "milp");
+        accepted = best && best->source == "milp";
+        if (!accepted && best && best->schedule.steps != s.steps) {
+          // The solver's point rounds to a schedule that is not better than the warm start (or
+          // breaks the budget by a tolerance): keep the warm start, whose cost then bounds the optimum
+          // only through the solver's bound.
+          const GraphScheduleStats st = simulate_graph_schedule(g, s);
+          if (st.peak > budget) rejected_over_budget = true;
+        }
+      }
+      if (std::isfinite(out.bound)) bound = std::max(bound, out.bound * m.cost_unit);
+      proven_optimal = out.proven_optimal && (accepted || (best && std::fabs(best->stats.cost - out.objective * m.cost_unit) <=
+                                                                     1e-9 * std::max(1.0, best->stats.cost)));
+      proven_infeasible = out.proven_infeasible;
+    } else {
+      const LpOutcome lp = run_clp(m, remaining(), options.log);
+      interrupted = !lp.solved;
+      if (lp.solved) {
+        plan.lp_bound = lp.objective * m.cost_unit;
+        bound = std::max(bound, *plan.lp_bound);
+        std::mt19937_64 rng(options.seed);
+        // The column layout does not depend on the budget: m's maps index every LP below.
+        for (double scale : {1.0, 0.9, 0.8}) {
+          LpOutcome at_scale;
+          if (scale == 1.0) {
+            at_scale = lp;
+          } else {
+            if (best && best->source.rfind("lp rounding", 0) == 0) break;
+            if (remaining() <= 0) break;
+            const auto reduced = std::max<std::int64_t>(need, static_cast<std::int64_t>(static_cast<double>(budget) * scale));
+            at_scale = run_clp(build_model(g, reduced), remaining(), options.log);
+            if (!at_scale.solved) break;
+          }
+          auto round = [&](auto keep_value, const std::string& how) {
+            std::vector<std::vector<char>> keep(static_cast<std::size_t>(g.size()), std::vector<char>(g.values.size(), 0));
+            for (int t = 0; t < g.size(); ++t)
+              for (std::size_t v = 0; v < g.values.size(); ++v) {
+                const int c = m.S[static_cast<std::size_t>(t)][v];
+                if (c >= 0) keep[static_cast<std::size_t>(t)][v] = keep_value(at_scale.x[static_cast<std::size_t>(c)]) ? 1 : 0;
+              }
+            consider(best, g, recover_r(g, keep), budget,
+                     fmt::format("lp rounding: {} (LP at {:.0f}% of the budget)", how, 100 * scale));
+          };
+          for (int i = 1; i <= 19; ++i) {
+            const double threshold = 0.05 * i;
+            round([&](double x) { return x >= threshold - 1e-9; }, fmt::format("threshold {:.2f}", threshold));
+          }
+          std::uniform_real_distribution<double> uniform(0.0, 1.0);
+          for (int i = 0; i < options.rounding_samples; ++i)
+            round([&](double x) { return uniform(rng) < x; }, fmt::format("randomised sample {}", i));
+        }
       }
     }
-    if (std::isfinite(out.bound)) bound = std::max(bound, out.bound * m.cost_unit);
-    proven_optimal = out.proven_optimal && (accepted || (best && std::fabs(best->stats.cost - out.objective * m.cost_unit) <=
-                                                                   1e-9 * std::max(1.0, best->stats.cost)));
-    proven_infeasible = out.proven_infeasible;
-  } else {
-    const LpOutcome lp = run_clp(m, remaining(), options.log);
-    interrupted = !lp.solved;
-    if (lp.solved) {
-      plan.lp_bound = lp.objective * m.cost_unit;
-      bound = std::max(bound, *plan.lp_bound);
-      std::mt19937_64 rng(options.seed);
-      // The column layout does not depend on the budget: m's maps index every LP below.
-      for (double scale : {1.0, 0.9, 0.8}) {
-        LpOutcome at_scale;
-        if (scale == 1.0) {
-          at_scale = lp;
-        } else {
-          if (best && best->source.rfind("lp rounding", 0) == 0) break;
-          if (remaining() <= 0) break;
-          const auto reduced = std::max<std::int64_t>(need, static_cast<std::int64_t>(static_cast<double>(budget) * scale));
-          at_scale = run_clp(build_model(g, reduced), remaining(), options.log);
-          if (!at_scale.solved) break;
-        }
-        auto round = [&](auto keep_value, const std::string& how) {
-          std::vector<std::vector<char>> keep(static_cast<std::size_t>(g.size()), std::vector<char>(g.values.size(), 0));
-          for (int t = 0; t < g.size(); ++t)
-            for (std::size_t v = 0; v < g.values.size(); ++v) {
-              const int c = m.S[static_cast<std::size_t>(t)][v];
-              if (c >= 0) keep[static_cast<std::size_t>(t)][v] = keep_value(at_scale.x[static_cast<std::size_t>(c)]) ? 1 : 0;
-            }
-          consider(best, g, recover_r(g, keep), budget,
-                   fmt::format("lp rounding: {} (LP at {:.0f}% of the budget)", how, 100 * scale));
-        };
-        for (int i = 1; i <= 19; ++i) {
-          const double threshold = 0.05 * i;
-          round([&](double x) { return x >= threshold - 1e-9; }, fmt::format("threshold {:.2f}", threshold));
-        }
-        std::uniform_real_distribution<double> uniform(0.0, 1.0);
-        for (int i = 0; i < options.rounding_samples; ++i)
-          round([&](double x) { return uniform(rng) < x; }, fmt::format("randomised sample {}", i));
-      }
-    }
+
   }
 
   plan.solve_seconds = seconds_since(start);

@@ -59,6 +59,7 @@ struct Outcome {
   StepReport predicted;                // simulate(): the plan
   std::optional<ScheduleStats> stage;  // chain strategies: the stage-level replay
   std::string setting_chosen;          // what the strategy chose (PlanReport::setting)
+  std::shared_ptr<const nlohmann::json> solver;  // checkmate: status, bound, gap (PlanReport::solver)
   std::int64_t planned_time = 0;       // program_time under the bench's costs (analytic or profiled)
   double planned_overhead = 0;         // planned_time / store-all's - 1
   double plan_seconds = 0;
@@ -126,6 +127,7 @@ class ModelBench {
       if (r.stage) out.stage = r.stage->stats;
       out.planned_time = r.planned_time;
       out.setting_chosen = r.setting;
+      out.solver = r.solver;
     } catch (const InfeasibleBudget& e) {
       out.status = Status::infeasible;
       out.min_feasible_bytes = e.min_feasible_bytes;
