@@ -83,8 +83,8 @@ def main() -> int:
     if schedule:
         fig, (ax, mem) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     else:
-        fig, ax = plt.subplots(figsize=(11, 5))
-        mem = None
+        # Node-level plans (greedy): the memory panel is per instruction (its own x axis).
+        fig, (ax, mem) = plt.subplots(2, 1, figsize=(11, 6.5), gridspec_kw={"height_ratios": [3, 1]})
     steps = draw(ax, data)
     n_recompute = sum(1 for _, k, _ in steps if k == "recompute")
     unit = "stage actions" if schedule else "steps"
@@ -94,9 +94,20 @@ def main() -> int:
     if schedule:
         handles += [Line2D([], [], marker="o", color="black", linestyle="none", markersize=4, label="F_ck: keeps x(i)"),
                     Patch(facecolor="white", edgecolor="black", hatch="////", label="F_all: keeps the tape"),
-                    Patch(facecolor="white", edgecolor="black", label="plain: F_n, keeps only x(i+1)")]
+                    Patch(facecolor="white", edgecolor="black", label="plain: F_n, keeps nothing")]
     ax.legend(handles=handles, loc="upper left", fontsize=8, ncol=min(6, len(handles)), framealpha=0.9)
-    if mem is not None:
+    if not schedule:
+        ax.set_xlabel("time step (a run of one stage's instructions of one kind)")
+        rows = data["rows"]
+        mem.step(range(len(rows)), [kib(r["live_bytes"]) for r in rows], where="mid", color="black", linewidth=1)
+        if data.get("budget"):
+            mem.axhline(kib(data["budget"]), color="crimson", linestyle="--", linewidth=1, label="budget")
+            mem.legend(loc="upper right", fontsize=8)
+        mem.set_ylabel("live KiB")
+        mem.set_ylim(bottom=0)
+        mem.grid(alpha=0.25)
+        mem.set_xlabel("instruction")
+    else:
         after = [act["memory_after"] for act in schedule["actions"] if act["action"] != "discard"]
         mem.step(range(len(after) + 1), [kib(v) for v in after] + [kib(after[-1])], where="post", color="black", linewidth=1)
         if data.get("budget"):
@@ -106,8 +117,6 @@ def main() -> int:
         mem.set_ylim(bottom=0)
         mem.grid(alpha=0.25)
         mem.set_xlabel("time step (stage action)")
-    else:
-        ax.set_xlabel("time step (a run of one stage's instructions of one kind)")
     fig.tight_layout()
     fig.savefig(a.output, dpi=120)
     return 0

@@ -33,8 +33,8 @@ def main() -> int:
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.4 * rows + 0.8), sharex=True, sharey=True, squeeze=False)
     budgets = {pl["budget"] for pl in plans if pl["budget"]}
     for ax, plan in zip(axes.flat, plans):
-        # A plan without a budget (store-all, the baseline) still shows the common budget line.
-        draw(ax, plan, show_legend=False, budget=plan["budget"] or (max(budgets) if budgets else None), compact=True)
+        # A plan without a budget (store-all, the baseline) has no budget line of its own.
+        draw(ax, plan, show_legend=False, budget=plan["budget"], compact=True)
         over = " (unbudgeted baseline)" if not plan["budget"] and budgets else ""
         ax.set_title(f"{plan['strategy']}{over}\npeak {kib(plan['peak']):.1f} KiB, {plan['recomputed_ops']} recomputed ops",
                      fontsize=10)
