@@ -4,9 +4,13 @@
 // df/dx and df/dy from one reverse sweep, and compares them with the derivatives
 // worked by hand (chain rule, t = tanh(x y)):
 //   df/dx = y (1 - t^2) + 1/x        df/dy = x (1 - t^2)
-// Prints the list, f, and each gradient beside its hand value with "match" when
-// they agree to 1e-12; exits 1 otherwise.
+// Prints the list, f, the reverse sweep as explain_plan() records it (each backward's
+// adjoint equation, x̄ = the gradient, with the adjoint it produced, as micrograd prints
+// node.grad), and each gradient beside its hand value with "match" when they agree to
+// 1e-12; exits 1 otherwise.
 #include <autodiff/remat.hpp>
+#include <strategies/explain.hpp>
+#include <strategies/strategies.hpp>
 
 #include <fmt/format.h>
 
@@ -34,6 +38,17 @@ int main() {
   CpuBackend cpu;
   Executor executor(tape, cpu);
   StepResult step = grad(executor, f);  // forward sweep, then the reverse sweep from df/df = 1
+  // The reverse sweep, one adjoint equation per backward instruction, with its numbers
+  // (the same view as `remat explain --values`).
+  const nlohmann::json doc = explain_plan(tape, f.id, *make_strategy("store-all"), Budget{}, nullptr, ExplainValues{});
+  fmt::print("the reverse sweep (x̄k = df/dxk):\n");
+  for (const auto& step : doc.at("sweep").at("steps")) {
+    fmt::print("  {:<34}", step.at("equation").get<std::string>());
+    for (const auto& in : step.at("inputs"))
+      if (!in.at("gradient_so_far").is_null())
+        fmt::print("  x̄{} = {:.6f}", in.at("node").get<int>(), in.at("gradient_so_far").at(0).get<double>());
+    fmt::print("\n");
+  }
   const double th = std::tanh(x0 * y0);
   struct Row { const char* name; Value v; double by_hand; };
   bool all_match = true;
