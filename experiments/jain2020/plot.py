@@ -6,6 +6,7 @@ strategy, refused budgets absent (as in Checkmate's Figure 5)."""
 import csv
 import os
 import sys
+import textwrap
 
 import matplotlib
 
@@ -40,7 +41,7 @@ def main() -> int:
         ax.set_xlabel("budget / store-all peak")
         ax.set_ylabel("overhead over store-all (%)")
         nodes = next((r["graph_nodes"] for r in rows if r["model"] == model), "?")
-        ax.set_title(f"{model} ({nodes} graph nodes)", fontsize=8)
+        ax.set_title("\n".join(textwrap.wrap(f"{model} ({nodes} graph nodes)", 48)), fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, title="lines: planned, dots: measured", title_fontsize=7)
     fig.tight_layout()
