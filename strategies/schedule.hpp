@@ -8,7 +8,7 @@
 // simulate_schedule() replays a schedule on a Chain, checks after every action
 // that each action finds what it needs, and returns forward counts, makespan and
 // the peak memory of the stage model (memory semantics in schedule.cpp).
-// lower_schedule() (lowering.hpp) turns it into a node-level Program.
+// lower_schedule() (chain_view.hpp) turns it into a node-level Program.
 #pragma once
 
 #include "strategies/chain.hpp"

@@ -320,8 +320,9 @@ void CpuBackend::binary(BinaryKind kind, const Tensor& a, const Tensor& b, Tenso
     }
     auto sa = broadcast_strides(a.shape(), out.shape());
     auto sb = broadcast_strides(b.shape(), out.shape());
-    // Row r of the output starts at r * inner; recover it from a's row offset is not
-    // possible under broadcasting, so walk rows with an explicit counter.
+    // Output row r (the last axis, `inner` elements) starts at r * inner. Under
+    // broadcasting a's and b's offsets are not multiples of the row index, so each row
+    // decodes r into indices over the leading axes and sums them with a's and b's strides.
     const Shape& shape = out.shape();
     const std::size_t rank = shape.size();
     std::int64_t rows = rank ? out.numel() / std::max<std::int64_t>(inner, 1) : 1;
