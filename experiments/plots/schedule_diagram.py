@@ -97,26 +97,23 @@ def main() -> int:
                     Patch(facecolor="white", edgecolor="black", label="plain: F_n, keeps nothing")]
     ax.legend(handles=handles, loc="upper left", fontsize=8, ncol=min(6, len(handles)), framealpha=0.9)
     if not schedule:
+        # Node-level plans: live bytes after each instruction.
         ax.set_xlabel("time step (a run of one stage's instructions of one kind)")
-        rows = data["rows"]
-        mem.step(range(len(rows)), [kib(r["live_bytes"]) for r in rows], where="mid", color="black", linewidth=1)
-        if data.get("budget"):
-            mem.axhline(kib(data["budget"]), color="crimson", linestyle="--", linewidth=1, label="budget")
-            mem.legend(loc="upper right", fontsize=8)
-        mem.set_ylabel("live KiB")
-        mem.set_ylim(bottom=0)
-        mem.grid(alpha=0.25)
-        mem.set_xlabel("instruction")
+        values = [kib(r["live_bytes"]) for r in data["rows"]]
+        mem.step(range(len(values)), values, where="mid", color="black", linewidth=1)
+        ylabel, xlabel = "live KiB", "instruction"
     else:
+        # Stage plans: the stage model's memory after each action.
         after = [act["memory_after"] for act in schedule["actions"] if act["action"] != "discard"]
         mem.step(range(len(after) + 1), [kib(v) for v in after] + [kib(after[-1])], where="post", color="black", linewidth=1)
-        if data.get("budget"):
-            mem.axhline(kib(data["budget"]), color="crimson", linestyle="--", linewidth=1, label="budget")
-            mem.legend(loc="upper right", fontsize=8)
-        mem.set_ylabel("stage model\nKiB after")
-        mem.set_ylim(bottom=0)
-        mem.grid(alpha=0.25)
-        mem.set_xlabel("time step (stage action)")
+        ylabel, xlabel = "stage model\nKiB after", "time step (stage action)"
+    if data.get("budget"):
+        mem.axhline(kib(data["budget"]), color="crimson", linestyle="--", linewidth=1, label="budget")
+        mem.legend(loc="upper right", fontsize=8)
+    mem.set_ylabel(ylabel)
+    mem.set_ylim(bottom=0)
+    mem.grid(alpha=0.25)
+    mem.set_xlabel(xlabel)
     fig.tight_layout()
     fig.savefig(a.output, dpi=120)
     return 0
