@@ -147,6 +147,8 @@ class Backend {
  protected:
   virtual void* raw_allocate(std::size_t bytes) = 0;
   virtual void raw_free(void* data, std::size_t bytes) = 0;
+  // How a Storage that outlives this backend returns its bytes (see BackendLife).
+  void set_orphan_free(void (*free_orphan)(void*, std::size_t)) { life_->free_orphan = free_orphan; }
 
  private:
   MemoryMeter meter_;

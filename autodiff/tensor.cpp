@@ -92,6 +92,7 @@ void MemoryMeter::reset_peaks() {
 
 Storage::~Storage() {
   if (life_->alive) backend_->release(data_, bytes_, category_);
+  else if (life_->free_orphan && data_) life_->free_orphan(data_, bytes_);
 }
 
 std::int64_t Tensor::dim(int axis) const {

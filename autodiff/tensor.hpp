@@ -91,10 +91,12 @@ class Backend;
 
 // Whether a backend still exists: shared by the backend and every Storage it handed out,
 // so a tensor that outlives its backend (a StepResult kept past the backend's scope)
-// neither calls into a destroyed object nor frees through one: its bytes stay
-// allocated (they are the caller's leak, not undefined behaviour).
+// never calls into a destroyed object. Its bytes are then returned by `free_orphan`, a
+// function that needs no backend (the CPU backend's blocks come from aligned_alloc);
+// a backend that cannot free without itself leaves it null, and the bytes stay allocated.
 struct BackendLife {
   bool alive = true;
+  void (*free_orphan)(void* data, std::size_t bytes) = nullptr;
 };
 
 // Bytes owned through a backend. data() is null on the metering-only backend.

@@ -23,6 +23,7 @@ int cpu_threads();
 
 class CpuBackend final : public Backend {
  public:
+  CpuBackend();
   std::string name() const override { return "cpu"; }
   ~CpuBackend() override;
   std::size_t reserved_bytes() const { return reserved_bytes_; }  // live + cached heap bytes

@@ -77,6 +77,9 @@ void CpuBackend::release_cached() {
   cached_.clear();
 }
 
+// Blocks come from aligned_alloc, so a tensor that outlives the backend frees its own.
+CpuBackend::CpuBackend() { set_orphan_free([](void* data, std::size_t) { std::free(data); }); }
+
 CpuBackend::~CpuBackend() { release_cached(); }
 
 void CpuBackend::upload(const HostArray& src, Tensor& dst) {
