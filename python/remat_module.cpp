@@ -181,11 +181,12 @@ PyPlanReport plan(std::shared_ptr<const PyModel> model, const PyStrategy& strate
   return out;
 }
 
-PyStepResult run(const std::shared_ptr<const PyModel>& model, const py::object& what, std::int64_t batch) {
-  if (batch < 0) throw py::value_error("batch must be >= 0, got " + std::to_string(batch));
+// The Program of a PlanReport or a Program made for `model` (and its predicted peak when
+// the report carries one); an Error for another model's plan, a TypeError otherwise.
+const remat::Program* program_of(const std::shared_ptr<const PyModel>& model, const py::object& what,
+                                 std::optional<std::size_t>& predicted) {
   const remat::Model& m = model->model;
   const remat::Program* program = nullptr;
-  std::optional<std::size_t> predicted;
   if (py::isinstance<PyPlanReport>(what)) {
     const auto& r = what.cast<const PyPlanReport&>();
     if (r.model && r.model.get() != model.get() && r.model->model.spec != m.spec)
@@ -201,33 +202,75 @@ PyStepResult run(const std::shared_ptr<const PyModel>& model, const py::object& 
     throw py::type_error("run() takes a PlanReport or a Program, got " +
                          std::string(py::str(py::type::of(what).attr("__name__"))));
   }
-  // Keep the Python object (and so the program) alive while the GIL is released.
-  py::object keep = what;
+  return program;
+}
+
+// One step of `program` on `ex` (whose backend is `cpu`), the GIL released; gradients are
+// downloaded before returning and converted to numpy with the GIL held.
+PyStepResult run_step(const remat::Model& m, remat::CpuBackend& cpu, remat::Executor& ex, const remat::Program& program,
+                      const remat::Bindings& data, std::optional<std::size_t> predicted, bool gradients = true) {
+  (void)cpu;  // the gradients are read straight from the CPU backend's host memory
   PyStepResult out;
-  double loss = 0;
-  std::vector<std::pair<std::string, remat::HostArray>> grads;
+  std::optional<remat::StepResult> step;
   {
     py::gil_scoped_release release;
-    remat::validate_program(*m.tape, *program);
-    if (!predicted) predicted = remat::simulate(*m.tape, *program).peak_bytes;
-    remat::Bindings data = m.batch(static_cast<std::uint64_t>(batch));
-    remat::CpuBackend cpu;
-    {
-      remat::Executor ex(*m.tape, cpu);
-      remat::StepResult step = ex.run(*program, data);
-      out.peak_bytes = step.report.peak_bytes;
-      out.recomputed_ops = step.report.recomputed_ops;
-      out.forward_ops = step.report.forward_ops;
-      out.backward_ops = step.report.backward_ops;
-      out.seconds = step.report.seconds;
-      loss = step.loss ? step.loss->at(0) : 0.0;
-      for (const auto& [id, tensor] : step.gradients) grads.emplace_back(m.tape->node(id).name, cpu.download(tensor));
-    }
+    remat::validate_program(*m.tape, program);
+    if (!predicted) predicted = remat::simulate(*m.tape, program).peak_bytes;
+    step = ex.run(program, data);
   }
+  out.peak_bytes = step->report.peak_bytes;
+  out.recomputed_ops = step->report.recomputed_ops;
+  out.forward_ops = step->report.forward_ops;
+  out.backward_ops = step->report.backward_ops;
+  out.seconds = step->report.seconds;
+  out.loss = step->loss ? step->loss->at(0) : 0.0;
   out.predicted_peak_bytes = *predicted;
-  out.loss = loss;
-  for (const auto& [name, array] : grads) out.gradients[py::str(name)] = to_numpy(array);
+  // One copy, from the backend's buffer into the numpy array (no HostArray in between:
+  // on this kind of machine first-touch page faults of a second copy cost as much as the step).
+  for (const auto& [id, tensor] : step->gradients) {
+    if (!gradients) break;
+    std::vector<py::ssize_t> shape(tensor.shape().begin(), tensor.shape().end());
+    py::array array(tensor.dtype() == remat::DType::f64 ? py::dtype::of<double>() : py::dtype::of<float>(), shape);
+    if (tensor.bytes() && tensor.raw()) std::memcpy(array.mutable_data(), tensor.raw(), tensor.bytes());
+    out.gradients[py::str(m.tape->node(id).name)] = array;
+  }
   return out;
+}
+
+// A CPU backend and an executor kept across steps (remat.Executor): the allocator's cache
+// and the parameters stay warm, as in `remat run --repeat`.
+struct PyExecutor {
+  std::shared_ptr<const PyModel> model;
+  std::unique_ptr<remat::CpuBackend> cpu = std::make_unique<remat::CpuBackend>();
+  std::unique_ptr<remat::Executor> executor;
+  std::int64_t batch_index = -1;
+  remat::Bindings data;
+  explicit PyExecutor(std::shared_ptr<const PyModel> m)
+      : model(std::move(m)), executor(std::make_unique<remat::Executor>(*model->model.tape, *cpu)) {}
+  PyStepResult run(const py::object& what, std::int64_t batch, bool gradients) {
+    if (batch < 0) throw py::value_error("batch must be >= 0, got " + std::to_string(batch));
+    std::optional<std::size_t> predicted;
+    const remat::Program* program = program_of(model, what, predicted);
+    py::object keep = what;  // the program stays alive while the GIL is released
+    if (batch != batch_index) {
+      data = model->model.batch(static_cast<std::uint64_t>(batch));
+      batch_index = batch;
+    }
+    return run_step(model->model, *cpu, *executor, *program, data, predicted, gradients);
+  }
+};
+
+PyStepResult run(const std::shared_ptr<const PyModel>& model, const py::object& what, std::int64_t batch) {
+  if (batch < 0) throw py::value_error("batch must be >= 0, got " + std::to_string(batch));
+  const remat::Model& m = model->model;
+  std::optional<std::size_t> predicted;
+  const remat::Program* program = program_of(model, what, predicted);
+  // Keep the Python object (and so the program) alive while the GIL is released.
+  py::object keep = what;
+  const remat::Bindings data = m.batch(static_cast<std::uint64_t>(batch));
+  remat::CpuBackend cpu;
+  remat::Executor ex(*m.tape, cpu);
+  return run_step(m, cpu, ex, *program, data, predicted);
 }
 
 py::object explain(const std::shared_ptr<const PyModel>& model, const PyStrategy& strategy, const py::object& budget) {
@@ -406,6 +449,13 @@ PYBIND11_MODULE(_remat, mod) {
   mod.def("plan", &plan, py::arg("model"), py::arg("strategy"), py::arg("budget") = py::none(),
           "Plans one training step of the model. budget: None, an int of bytes or a string ('60%', '64MiB'); "
           "percentages are of store-all's simulated peak. Raises InfeasibleBudget when nothing fits.");
+  py::class_<PyExecutor>(mod, "Executor",
+                         "A CPU backend and an executor kept across steps: repeated run() calls reuse the "
+                         "allocator's cache and the uploaded parameters, as `remat run --repeat` does.")
+      .def(py::init<std::shared_ptr<const PyModel>>(), py::arg("model"), "An executor for `model` on the CPU.")
+      .def("run", &PyExecutor::run, py::arg("plan"), py::arg("batch") = 0, py::arg("gradients") = true,
+           "One training step of a PlanReport or Program on this executor (the GIL is released). With "
+           "gradients=False the gradients are not copied out (StepResult.gradients is empty): for timing.");
   mod.def("run", &run, py::arg("model"), py::arg("plan"), py::arg("batch") = 0,
           "Runs a PlanReport's (or a Program's) step on the CPU backend with the model's batch `batch`.");
   mod.def("explain", &explain, py::arg("model"), py::arg("strategy"), py::arg("budget") = py::none(),

@@ -16,6 +16,7 @@ Typical use::
 
 from ._remat import (  # noqa: F401
     Error,
+    Executor,
     InfeasibleBudget,
     Model,
     PlanReport,
@@ -35,6 +36,7 @@ from ._remat import (  # noqa: F401
 
 __all__ = [
     "Error",
+    "Executor",
     "InfeasibleBudget",
     "Model",
     "PlanReport",

@@ -231,3 +231,18 @@ def test_threads_share_a_model(mlp, store_all_step):
 def test_docstrings():
     for name in remat.__all__:
         assert getattr(remat, name).__doc__, name
+
+
+def test_executor_reuses_its_backend(mlp):
+    """remat.Executor runs many steps on one backend: the same numbers as run(), step after step."""
+    report = remat.plan(mlp, remat.make_strategy("revolve"), budget="60%")
+    once = remat.run(mlp, report)
+    ex = remat.Executor(mlp)
+    for _ in range(3):
+        step = ex.run(report)
+        assert step.peak_bytes == once.peak_bytes == report.peak_bytes
+        assert step.recomputed_ops == once.recomputed_ops
+        for name, g in once.gradients.items():
+            assert np.array_equal(step.gradients[name], g)
+    with pytest.raises(ValueError):
+        ex.run(report, batch=-1)
