@@ -121,21 +121,27 @@ std::int64_t min_memory(const Ext& e) {
 }
 
 // The row kernels of the fill, one contiguous loop each; built for AVX2 and for the
-// baseline ISA, the loader picks (function multiversioning). T is int32 when every
-// value of the table is known to fit, which doubles the lanes.
+// baseline ISA, the loader picks (function multiversioning, GCC: clang does not clone
+// templates, so the clang builds of the fuzzers get the baseline loop). T is int32 when
+// every value of the table is known to fit, which doubles the lanes.
+#if defined(__clang__)
+#define REMAT_ROW_CLONES
+#else
+#define REMAT_ROW_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
 template <class T>
-__attribute__((target_clones("avx2", "default"))) void chain_row(T* out, const T* b, T own, std::int64_t n) {
+REMAT_ROW_CLONES void chain_row(T* out, const T* b, T own, std::int64_t n) {
   for (std::int64_t m = 0; m < n; ++m) out[m] = own + b[m];
 }
 template <class T>
-__attribute__((target_clones("avx2", "default"))) void leaf_row(T* out, const T* a, const T* b, T sf, std::int64_t n) {
+REMAT_ROW_CLONES void leaf_row(T* out, const T* a, const T* b, T sf, std::int64_t n) {
   for (std::int64_t m = 0; m < n; ++m) {
     const T cand = sf + a[m] + b[m];
     out[m] = cand < out[m] ? cand : out[m];
   }
 }
 template <class T>
-__attribute__((target_clones("avx2", "default"))) void clamp_row(T* out, T inf, std::int64_t n) {
+REMAT_ROW_CLONES void clamp_row(T* out, T inf, std::int64_t n) {
   for (std::int64_t m = 0; m < n; ++m) out[m] = out[m] < inf ? out[m] : inf;
 }
 
