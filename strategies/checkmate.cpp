@@ -937,6 +937,17 @@ CheckmatePlan solve_checkmate(const TrainingGraph& g, std::int64_t budget, const
   return plan;
 }
 
+InfeasibleBudget checkmate_refusal(const std::string& who, const std::string& subject, const TrainingGraph& g,
+                                   const CheckmatePlan& plan, const std::string& unit) {
+  const HeuristicSchedule least = least_memory_heuristic_schedule(g);
+  return InfeasibleBudget(fmt::format("[{}] {}: {} ({}); the smallest budget remat can certify is {}{} ({})", who, subject,
+                                      plan.status == CheckmateStatus::infeasible
+                                          ? "no stage-form schedule fits (proven by the MILP)"
+                                          : "no schedule within the budget was found before the time limit",
+                                      plan.message, least.stats.peak, unit, least.name),
+                          static_cast<std::size_t>(least.stats.peak));
+}
+
 nlohmann::json checkmate_plan_json(const TrainingGraph& g, const CheckmatePlan& plan) {
   nlohmann::json j;
   if (plan.schedule) j = schedule_to_json(g, *plan.schedule);
@@ -979,17 +990,7 @@ CheckmateTapePlan plan_checkmate(const Tape& tape, int loss, const Budget& budge
     // the greedy planner refuses this budget (InfeasibleBudget)
   }
   out.plan = solve_checkmate(g, b, opts);
-  if (!out.plan.schedule) {
-    const HeuristicSchedule least = least_memory_heuristic_schedule(g);
-    throw InfeasibleBudget(fmt::format("[{}] budget {} bytes: {} ({}); the smallest budget remat can certify is {} bytes "
-                                       "({})",
-                                       who, b,
-                                       out.plan.status == CheckmateStatus::infeasible
-                                           ? "no stage-form schedule fits (proven by the MILP)"
-                                           : "no schedule within the budget was found before the time limit",
-                                       out.plan.message, least.stats.peak, least.name),
-                           static_cast<std::size_t>(least.stats.peak));
-  }
+  if (!out.plan.schedule) throw checkmate_refusal(who, fmt::format("budget {} bytes", b), g, out.plan, " bytes");
   out.program = lower_to_program(tape, g, *out.plan.schedule, who);
   out.simulated_peak = simulate(tape, out.program).peak_bytes;
   if (out.simulated_peak > *budget.bytes)

@@ -115,6 +115,13 @@ std::int64_t checkmate_accounting_peak(const TrainingGraph& graph, const GraphSc
 
 nlohmann::json checkmate_plan_json(const TrainingGraph& graph, const CheckmatePlan& plan);
 
+// The refusal of a solve that found no schedule within the budget: whether the MILP proved
+// it or ran out of time, and the least budget remat can certify (the heuristic family's
+// least peak). `subject` opens the message after the strategy's name ("budget 4096 bytes");
+// `unit` follows the certified budget (" bytes" on tapes, "" in a graph file's units).
+InfeasibleBudget checkmate_refusal(const std::string& who, const std::string& subject, const TrainingGraph& graph,
+                                   const CheckmatePlan& plan, const std::string& unit);
+
 // ---- tapes ----
 struct CheckmateTapePlan {
   Program program;

@@ -84,17 +84,7 @@ GraphPlan plan_graph(const std::string& strategy, const TrainingGraph& graph, st
     o.lp_relaxation = strategy == "checkmate-lp";
     if (auto g = dtr_schedule(graph, *budget)) o.warm_starts.push_back(*g);
     const CheckmatePlan p = solve_checkmate(graph, *budget, o);
-    if (!p.schedule) {
-      const HeuristicSchedule least = least_memory_heuristic_schedule(graph);
-      throw InfeasibleBudget(fmt::format("[{}] graph '{}': budget {}: {} ({}); the smallest budget remat can certify is "
-                                         "{} ({})",
-                                         strategy, graph.name, *budget,
-                                         p.status == CheckmateStatus::infeasible
-                                             ? "no stage-form schedule fits (proven by the MILP)"
-                                             : "no schedule within the budget was found before the time limit",
-                                         p.message, least.stats.peak, least.name),
-                             static_cast<std::size_t>(least.stats.peak));
-    }
+    if (!p.schedule) throw checkmate_refusal(strategy, fmt::format("graph '{}': budget {}", graph.name, *budget), graph, p, "");
     out.schedule = *p.schedule;
     out.setting = fmt::format("{}: {}", checkmate_status_name(p.status), p.source);
     out.solver = checkmate_plan_json(graph, p);

@@ -1,13 +1,16 @@
 // Contract: what the CLI tests share: cli(args) runs `remat ARGS...` in-process
 // through run_cli with std::cout and std::cerr captured, and returns the exit code
-// and both streams; ScratchDir is a temporary folder removed at the end of a test.
+// and both streams; ScratchDir is a temporary folder removed at the end of a test;
+// message_of(f) is the message of what f throws ("(no error)" when it returns).
 #pragma once
 
 #ifdef REMAT_HAVE_CLI
 #include "experiments/cli/commands.hpp"
 #endif
 
+#include <exception>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -16,6 +19,15 @@
 #include <vector>
 
 namespace remat::testing {
+
+inline std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 // Runs `remat ARGS...` in-process with stdout and stderr captured.
 struct CliOutcome {

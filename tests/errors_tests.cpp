@@ -45,21 +45,13 @@ extern "C" __attribute__((visibility("default"), used)) const char* __asan_defau
 using namespace remat;
 using remat::testing::cli;
 using remat::testing::CliOutcome;
+using remat::testing::message_of;
 using remat::testing::ScratchDir;
 
 namespace {
 
 Value f32_input(Tape& t, const std::string& name, const Shape& shape) {
   return t.input(name, testing::random_array(shape, 7, -1, 1, DType::f32));
-}
-
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

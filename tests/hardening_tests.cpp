@@ -16,6 +16,7 @@
 
 using namespace remat;
 using remat::testing::ScratchDir;
+using remat::testing::message_of;
 
 TEST_CASE("hardening: subprocesses get an argument vector, never a shell") {
   ScratchDir dir;
@@ -54,17 +55,6 @@ TEST_CASE("hardening: compare --plot with shell metacharacters in the path runs 
 #include "strategies/strategies.hpp"
 
 #include <nlohmann/json.hpp>
-
-namespace {
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-}  // namespace
 
 TEST_CASE("hardening: chain costs are bounded, so no planner overflows") {
   ScratchDir dir;

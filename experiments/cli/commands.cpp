@@ -195,9 +195,6 @@ Json plan_on_graph(const CommonOptions& o, const StrategyInfo& info, const Train
                    const std::optional<BudgetSpec>& spec) {
   if (o.costs != "analytic") throw Error("[plan] --costs measured needs --model (a graph file carries its own costs)");
   if (o.print_program) throw Error("[plan] --program needs --model (a graph file has no node-level program)");
-  if (info.level == StrategyLevel::chain && o.chain.empty())
-    throw Error(fmt::format("[plan] strategy '{}' plans chains of stages; on --graph use one of: {}", info.name,
-                            fmt::join(graph_strategy_names(), ", ")));
   StrategyOptions so = strategy_options_for("plan", info, o.slots, o.heuristic, o.dp_slots, o.time_limit);
   const std::int64_t topological_peak = simulate_graph_schedule(graph, topological_schedule(graph)).peak;
   std::optional<std::int64_t> budget;
