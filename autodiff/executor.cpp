@@ -104,6 +104,10 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
   std::vector<bool> has_gradient(node_count, false);
   std::vector<int> computed(node_count, 0);
   const std::vector<bool> read_by_backward = values_read_by_backward(tape_, program);
+  // Parameters by node id (a map lookup per read was the simulator's largest cost on
+  // long graphs); the map's elements do not move during the step.
+  std::vector<const Tensor*> parameter_at(node_count, nullptr);
+  for (const auto& [id, tensor] : parameters_) parameter_at[static_cast<std::size_t>(id)] = &tensor;
 
   StepResult result;
   result.executor = this;
@@ -154,8 +158,8 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
           std::vector<Tensor> inputs;
           inputs.reserve(node.inputs.size());
           for (int in : node.inputs) {
-            if (tape_.node(in).kind == NodeKind::parameter) {
-              inputs.push_back(parameters_.at(in));
+            if (const Tensor* parameter = parameter_at[static_cast<std::size_t>(in)]) {
+              inputs.push_back(*parameter);
               continue;
             }
             if (!values[static_cast<std::size_t>(in)].defined())
@@ -199,8 +203,8 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
           const Tensor* p = nullptr;
           if (i < saves.inputs.size() && saves.inputs[i]) {
             auto in = static_cast<std::size_t>(node.inputs[i]);
-            if (tape_.node(node.inputs[i]).kind == NodeKind::parameter) {
-              p = &parameters_.at(node.inputs[i]);
+            if (parameter_at[in]) {
+              p = parameter_at[in];
             } else {
               if (!values[in].defined())
                 fail(index, ins, "saved input " + tape_.node(node.inputs[i]).label() + " is not resident");

@@ -541,12 +541,18 @@ TEST_CASE("greedy: plan() equals the acceptance rule replayed over reference run
         return it != runs.end() ? it->second : runs.emplace(b, reference::run(t, loss.id, b, h, costs)).first->second;
       };
       auto ok = [](const GreedyRun& r) { return r.outcome == GreedyRun::Outcome::planned; };
-      std::size_t lo = need > 0 ? need - 1 : 0, hi = at(top).peak;
+      // Probes descend by eighths of the interval while they succeed, then halve.
+      std::size_t lo = need > 0 ? need - 1 : 0, hi = top;
       std::vector<std::size_t> points{hi};
+      bool descending = true;
       while (hi - lo > 1) {
-        const std::size_t mid = lo + (hi - lo) / 2;
-        if (ok(at(mid))) points.push_back(hi = at(mid).peak);
-        else lo = mid;
+        const std::size_t mid = lo + (descending ? std::max<std::size_t>(1, (hi - lo) / 8) : (hi - lo) / 2);
+        if (ok(at(mid))) {
+          points.push_back(hi = at(mid).peak);
+        } else {
+          lo = mid;
+          descending = false;
+        }
       }
       StrategyOptions o;
       o.heuristic = h;
