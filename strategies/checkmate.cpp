@@ -521,7 +521,6 @@ MilpOutcome run_cbc(const Model& m, const std::vector<double>* start, double sec
     solver.getModelPtr()->messageHandler()->setLogLevel(0);
   }
   if (const char* path = std::getenv("REMAT_CHECKMATE_MPS"); path && *path) solver.writeMps(path);  // for diagnosis
-  if (const char* path = std::getenv("REMAT_CHECKMATE_MPS"); path && *path) solver.writeMps(path);  // for diagnosis
   CbcModel model(solver);
   CbcSolverUsefulData data;
   CbcMain0(model, data);
