@@ -43,9 +43,17 @@ struct GemmArgs {
   Tensor* c = nullptr;       std::int64_t c_offset = 0, ldc = 0, c_batch_stride = 0;
 };
 
-// x: (N, C, H, W), w: (K, C, R, S), y: (N, K, Ho, Wo).
+// x: (N, C, H, W), w: (K, C, R, S), y: (N, K, Ho, Wo). A grouped convolution runs
+// im2col/col2im once per group on the group's c channels, which start at channel
+// first_channel of x's x_channels (0: x has exactly c channels); input position
+// ih = oh * stride_h - pad_h + r * dilation_h (likewise for w).
 struct Conv2dGeometry {
   std::int64_t n, c, h, w, k, r, s, stride_h, stride_w, pad_h, pad_w, out_h, out_w;
+  std::int64_t dilation_h = 1, dilation_w = 1, x_channels = 0, first_channel = 0;
+  // Offset of channel first_channel of image `image` in x (or gx), in elements.
+  std::int64_t image_offset(std::int64_t image) const {
+    return (image * (x_channels ? x_channels : c) + first_channel) * h * w;
+  }
 };
 // x: (N, C, H, W), y: (N, C, Ho, Wo); avg pooling divides by the full window (padding counted).
 struct Pool2dGeometry {
@@ -124,6 +132,10 @@ class Backend {
   // Philox draw keyed by (seed, key, element index), so it replays bit for bit.
   virtual void dropout(const Tensor& x, double p, std::uint64_t seed, std::uint64_t key, Tensor& y) = 0;
   virtual void dropout_backward(const Tensor& gy, double p, std::uint64_t seed, std::uint64_t key, Tensor& gx) = 0;
+  // y = min(max(x, lo), hi); gx = gy where lo < x < hi, else 0 (PyTorch's hardtanh/ReLU6
+  // convention: a value sitting on a bound passes no gradient, like relu at 0).
+  virtual void clamp(const Tensor& x, double lo, double hi, Tensor& y) = 0;
+  virtual void clamp_backward(const Tensor& x, double lo, double hi, const Tensor& gy, Tensor& gx) = 0;
   // table (V, D), ids i32 (...), out (..., D); ids out of range are an error.
   virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
   virtual void embedding_backward(const Tensor& ids, const Tensor& gy, Tensor& gtable) = 0;

@@ -41,6 +41,8 @@ class MeteringBackend final : public Backend {
   void dropout_backward(const Tensor&, double, std::uint64_t, std::uint64_t, Tensor&) override {}
   void embedding(const Tensor&, const Tensor&, Tensor&) override {}
   void embedding_backward(const Tensor&, const Tensor&, Tensor&) override {}
+  void clamp(const Tensor&, double, double, Tensor&) override {}
+  void clamp_backward(const Tensor&, double, double, const Tensor&, Tensor&) override {}
   void im2col(const Tensor&, std::int64_t, const Conv2dGeometry&, Tensor&) override {}
   void col2im(const Tensor&, std::int64_t, const Conv2dGeometry&, Tensor&) override {}
   void pool2d(PoolKind, const Pool2dGeometry&, const Tensor&, Tensor&) override {}

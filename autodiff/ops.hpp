@@ -67,13 +67,34 @@ Value dropout(Value x, double p);
 Value embedding(Value table, Value ids);
 // x (N, C, H, W), weight (K, C, R, S), bias (K) -> (N, K, Ho, Wo); im2col + GEMM.
 Value conv2d(Value x, Value weight, std::optional<Value> bias = std::nullopt, int stride = 1, int padding = 0);
+// The general form (ONNX Conv): per-axis strides and symmetric pads, dilations, and G
+// groups, weight (K, C/G, R, S); each group of C/G input channels makes K/G outputs.
+struct Conv2dParams {
+  int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1, groups = 1;
+};
+Value conv2d(Value x, Value weight, std::optional<Value> bias, const Conv2dParams& params);
 Value max_pool2d(Value x, int kernel, int stride = -1, int padding = 0);  // stride -1 = kernel
 Value avg_pool2d(Value x, int kernel, int stride = -1, int padding = 0);
+// The general form (ONNX MaxPool/AveragePool): per-axis kernel, strides and symmetric
+// pads; ceil_mode (max only) keeps a last partial window, as PyTorch does.
+struct Pool2dParams {
+  int kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
+  bool ceil_mode = false;
+};
+Value max_pool2d(Value x, const Pool2dParams& params);
+Value avg_pool2d(Value x, const Pool2dParams& params);
+// y = min(max(x, lo), hi); dx = dy strictly inside (lo, hi) (ReLU6 = clamp(x, 0, 6)).
+Value clamp(Value x, double lo, double hi);
 Value upsample_nearest(Value x, int scale);  // (N, C, H, W) -> (N, C, H*scale, W*scale)
 // Training-mode batch normalisation, x (N, C) or (N, C, H, W), gamma and beta (C).
 // The running mean and variance are op state: the executor updates them exactly
 // once per step, at the node's first forward, never on a recomputation; read
 // them with Executor::state(node) as {running_mean, running_var}.
 Value batchnorm(Value x, Value gamma, Value beta, double momentum = 0.1, double eps = 1e-5);
+// The same, starting from given running statistics (shape (C), x's dtype) instead of 0 and 1.
+struct BatchNormRunning {
+  HostArray mean, var;
+};
+Value batchnorm(Value x, Value gamma, Value beta, double momentum, double eps, BatchNormRunning running);
 
 }  // namespace remat

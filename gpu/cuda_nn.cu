@@ -267,6 +267,19 @@ void dropout_typed(cudaStream_t s, const T* x, T* y, std::int64_t n, double p, s
   });
 }
 
+// ---- clamp: y = min(max(x, lo), hi); gx = gy strictly inside (lo, hi) ----
+
+template <class T>
+void clamp_typed(cudaStream_t s, const T* x, T* y, std::int64_t n, T lo, T hi) {
+  launch_for_each(s, n, "clamp", [=] __device__(std::int64_t i) { y[i] = x[i] < lo ? lo : (x[i] > hi ? hi : x[i]); });
+}
+
+template <class T>
+void clamp_backward_typed(cudaStream_t s, const T* x, const T* gy, T* gx, std::int64_t n, T lo, T hi) {
+  launch_for_each(s, n, "clamp_backward",
+                  [=] __device__(std::int64_t i) { gx[i] = (x[i] > lo && x[i] < hi) ? gy[i] : T(0); });
+}
+
 // ---- embedding ----
 
 template <class T>
@@ -305,7 +318,8 @@ void im2col_typed(cudaStream_t s, const T* x, T* col, Conv2dGeometry g) {
     const std::int64_t row = i / cols, pos = i % cols;
     const std::int64_t c = row / (g.r * g.s), r = (row / g.s) % g.r, sc = row % g.s;
     const std::int64_t oh = pos / g.out_w, ow = pos % g.out_w;
-    const std::int64_t ih = oh * g.stride_h - g.pad_h + r, iw = ow * g.stride_w - g.pad_w + sc;
+    const std::int64_t ih = oh * g.stride_h - g.pad_h + r * g.dilation_h;
+    const std::int64_t iw = ow * g.stride_w - g.pad_w + sc * g.dilation_w;
     col[i] = (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) ? x[(c * g.h + ih) * g.w + iw] : T(0);
   });
 }
@@ -318,11 +332,11 @@ void col2im_typed(cudaStream_t s, const T* col, T* gx, Conv2dGeometry g) {
     const std::int64_t c = i / (g.h * g.w), ih = (i / g.w) % g.h, iw = i % g.w;
     T acc = gx[i];
     for (std::int64_t r = 0; r < g.r; ++r) {
-      const std::int64_t th = ih + g.pad_h - r;  // = oh * stride_h
+      const std::int64_t th = ih + g.pad_h - r * g.dilation_h;  // = oh * stride_h
       if (th < 0 || th % g.stride_h != 0 || th / g.stride_h >= g.out_h) continue;
       const std::int64_t oh = th / g.stride_h;
       for (std::int64_t sc = 0; sc < g.s; ++sc) {
-        const std::int64_t tw = iw + g.pad_w - sc;
+        const std::int64_t tw = iw + g.pad_w - sc * g.dilation_w;
         if (tw < 0 || tw % g.stride_w != 0 || tw / g.stride_w >= g.out_w) continue;
         acc += col[((c * g.r + r) * g.s + sc) * cols + oh * g.out_w + tw / g.stride_w];
       }
@@ -674,6 +688,19 @@ void CudaBackend::dropout_backward(const Tensor& gy, double p, std::uint64_t see
                       dropout_typed<T>(stream_, gy.data<T>(), gx.data<T>(), gy.numel(), p, seed, key));
 }
 
+// ---- clamp ----
+
+void CudaBackend::clamp(const Tensor& x, double lo, double hi, Tensor& y) {
+  REMAT_CUDA_FLOATING(x.dtype(), "clamp",
+                      clamp_typed<T>(stream_, x.data<T>(), y.data<T>(), x.numel(), static_cast<T>(lo), static_cast<T>(hi)));
+}
+
+void CudaBackend::clamp_backward(const Tensor& x, double lo, double hi, const Tensor& gy, Tensor& gx) {
+  REMAT_CUDA_FLOATING(x.dtype(), "clamp_backward",
+                      clamp_backward_typed<T>(stream_, x.data<T>(), gy.data<T>(), gx.data<T>(), x.numel(),
+                                              static_cast<T>(lo), static_cast<T>(hi)));
+}
+
 // ---- embedding ----
 
 void CudaBackend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
@@ -697,12 +724,12 @@ void CudaBackend::embedding_backward(const Tensor& ids, const Tensor& gy, Tensor
 
 void CudaBackend::im2col(const Tensor& x, std::int64_t image, const Conv2dGeometry& g, Tensor& col) {
   REMAT_CUDA_FLOATING(x.dtype(), "im2col",
-                      im2col_typed<T>(stream_, x.data<T>() + image * g.c * g.h * g.w, col.data<T>(), g));
+                      im2col_typed<T>(stream_, x.data<T>() + g.image_offset(image), col.data<T>(), g));
 }
 
 void CudaBackend::col2im(const Tensor& col, std::int64_t image, const Conv2dGeometry& g, Tensor& gx) {
   REMAT_CUDA_FLOATING(gx.dtype(), "col2im",
-                      col2im_typed<T>(stream_, col.data<T>(), gx.data<T>() + image * g.c * g.h * g.w, g));
+                      col2im_typed<T>(stream_, col.data<T>(), gx.data<T>() + g.image_offset(image), g));
 }
 
 // ---- pooling ----

@@ -66,6 +66,8 @@ class CpuBackend final : public Backend {
   void dropout_backward(const Tensor& gy, double p, std::uint64_t seed, std::uint64_t key, Tensor& gx) override;
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override;
   void embedding_backward(const Tensor& ids, const Tensor& gy, Tensor& gtable) override;
+  void clamp(const Tensor& x, double lo, double hi, Tensor& y) override;
+  void clamp_backward(const Tensor& x, double lo, double hi, const Tensor& gy, Tensor& gx) override;
   void im2col(const Tensor& x, std::int64_t image, const Conv2dGeometry& g, Tensor& col) override;
   void col2im(const Tensor& col, std::int64_t image, const Conv2dGeometry& g, Tensor& gx) override;
   void pool2d(PoolKind kind, const Pool2dGeometry& g, const Tensor& x, Tensor& y) override;

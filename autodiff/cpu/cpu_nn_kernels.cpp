@@ -388,6 +388,33 @@ void CpuBackend::dropout_backward(const Tensor& gy, double p, std::uint64_t seed
   });
 }
 
+// ---- clamp: y = min(max(x, lo), hi), the bounds cast to T ----
+
+void CpuBackend::clamp(const Tensor& x, double lo, double hi, Tensor& y) {
+  dispatch_floating(x.dtype(), "clamp", [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    T* py = y.data<T>();
+    const T l = static_cast<T>(lo), h = static_cast<T>(hi);
+    parallel_blocks(x.numel(), [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) py[i] = px[i] < l ? l : (px[i] > h ? h : px[i]);  // NaN passes through
+    }, 1);
+  });
+}
+
+void CpuBackend::clamp_backward(const Tensor& x, double lo, double hi, const Tensor& gy, Tensor& gx) {
+  dispatch_floating(x.dtype(), "clamp_backward", [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    const T* pg = gy.data<T>();
+    T* po = gx.data<T>();
+    const T l = static_cast<T>(lo), h = static_cast<T>(hi);
+    parallel_blocks(x.numel(), [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) po[i] = (px[i] > l && px[i] < h) ? pg[i] : T(0);  // dy/dx = 1 strictly inside
+    }, 1);
+  });
+}
+
 // ---- embedding ----
 
 void CpuBackend::embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
@@ -430,7 +457,7 @@ void CpuBackend::im2col(const Tensor& x, std::int64_t image, const Conv2dGeometr
   dispatch_floating(x.dtype(), "im2col", [&](auto tag) {
     using T = decltype(tag);
     const std::int64_t rows = g.c * g.r * g.s, cols = g.out_h * g.out_w;
-    const T* px = x.data<T>() + image * g.c * g.h * g.w;
+    const T* px = x.data<T>() + g.image_offset(image);
     T* pc = col.data<T>();
     parallel_blocks(rows, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t row = b; row < e; ++row) {
@@ -438,14 +465,14 @@ void CpuBackend::im2col(const Tensor& x, std::int64_t image, const Conv2dGeometr
         const T* plane = px + c * g.h * g.w;
         T* out = pc + row * cols;
         for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
-          const std::int64_t ih = oh * g.stride_h - g.pad_h + r;
+          const std::int64_t ih = oh * g.stride_h - g.pad_h + r * g.dilation_h;
           T* line = out + oh * g.out_w;
           if (ih < 0 || ih >= g.h) {
             std::fill_n(line, g.out_w, T(0));
             continue;
           }
           for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
-            const std::int64_t iw = ow * g.stride_w - g.pad_w + s;
+            const std::int64_t iw = ow * g.stride_w - g.pad_w + s * g.dilation_w;
             line[ow] = (iw >= 0 && iw < g.w) ? plane[ih * g.w + iw] : T(0);
           }
         }
@@ -459,7 +486,7 @@ void CpuBackend::col2im(const Tensor& col, std::int64_t image, const Conv2dGeome
     using T = decltype(tag);
     const std::int64_t cols = g.out_h * g.out_w;
     const T* pc = col.data<T>();
-    T* px = gx.data<T>() + image * g.c * g.h * g.w;
+    T* px = gx.data<T>() + g.image_offset(image);
     // One channel per item: a channel's rows (r, s) only touch that channel of gx.
     parallel_blocks(g.c, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t c = b; c < e; ++c) {
@@ -468,10 +495,10 @@ void CpuBackend::col2im(const Tensor& col, std::int64_t image, const Conv2dGeome
           for (std::int64_t s = 0; s < g.s; ++s) {
             const T* in = pc + ((c * g.r + r) * g.s + s) * cols;
             for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
-              const std::int64_t ih = oh * g.stride_h - g.pad_h + r;
+              const std::int64_t ih = oh * g.stride_h - g.pad_h + r * g.dilation_h;
               if (ih < 0 || ih >= g.h) continue;
               for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
-                const std::int64_t iw = ow * g.stride_w - g.pad_w + s;
+                const std::int64_t iw = ow * g.stride_w - g.pad_w + s * g.dilation_w;
                 if (iw >= 0 && iw < g.w) plane[ih * g.w + iw] += in[oh * g.out_w + ow];
               }
             }

@@ -199,18 +199,30 @@ class EmbeddingOp final : public Op {
   }
 };
 
-// ---- conv2d: x (N, C, H, W), weight (K, C, R, S), bias (K) -> (N, K, Ho, Wo) ----
+// ---- conv2d: x (N, C, H, W), weight (K, C/G, R, S), bias (K) -> (N, K, Ho, Wo), G = groups ----
 
 class Conv2dOp final : public Op {
  public:
-  Conv2dOp(int stride, int padding) : stride_(stride), padding_(padding) {}
+  explicit Conv2dOp(const Conv2dParams& p) : p_(p) {}
   std::string name() const override { return "conv2d"; }
-  std::string attributes() const override { return fmt::format("stride={} padding={}", stride_, padding_); }
+  std::string attributes() const override {
+    std::string s = p_.stride_h == p_.stride_w ? fmt::format("stride={}", p_.stride_h)
+                                               : fmt::format("stride={}x{}", p_.stride_h, p_.stride_w);
+    s += p_.pad_h == p_.pad_w ? fmt::format(" padding={}", p_.pad_h) : fmt::format(" padding={}x{}", p_.pad_h, p_.pad_w);
+    if (p_.dilation_h != 1 || p_.dilation_w != 1) s += fmt::format(" dilation={}x{}", p_.dilation_h, p_.dilation_w);
+    if (p_.groups != 1) s += fmt::format(" groups={}", p_.groups);
+    return s;
+  }
 
+  // The geometry of one group: c = C/G input channels, k = K/G output channels.
   Conv2dGeometry geometry(const Shape& x, const Shape& w) const {
-    Conv2dGeometry g{x[0], x[1], x[2], x[3], w[0], w[2], w[3], stride_, stride_, padding_, padding_, 0, 0};
-    g.out_h = (g.h + 2 * g.pad_h - g.r) / g.stride_h + 1;
-    g.out_w = (g.w + 2 * g.pad_w - g.s) / g.stride_w + 1;
+    Conv2dGeometry g{x[0], x[1] / p_.groups, x[2], x[3], w[0] / p_.groups, w[2], w[3], p_.stride_h, p_.stride_w,
+                     p_.pad_h, p_.pad_w, 0, 0};
+    g.dilation_h = p_.dilation_h;
+    g.dilation_w = p_.dilation_w;
+    g.x_channels = x[1];
+    g.out_h = (g.h + 2 * g.pad_h - g.dilation_h * (g.r - 1) - 1) / g.stride_h + 1;
+    g.out_w = (g.w + 2 * g.pad_w - g.dilation_w * (g.s - 1) - 1) / g.stride_w + 1;
     return g;
   }
   TensorMeta infer(std::span<const TensorMeta> in) const override {
@@ -218,87 +230,106 @@ class Conv2dOp final : public Op {
     expect_rank(name(), in[0], 4, "input");
     expect_rank(name(), in[1], 4, "weight");
     expect_same_dtype(name(), in);
-    if (stride_ < 1) throw_op_error(name(), fmt::format("stride must be >= 1, got {}", stride_));
-    if (padding_ < 0) throw_op_error(name(), fmt::format("padding must be >= 0, got {}", padding_));
+    if (p_.stride_h < 1 || p_.stride_w < 1)
+      throw_op_error(name(), fmt::format("stride must be >= 1, got {}x{}", p_.stride_h, p_.stride_w));
+    if (p_.pad_h < 0 || p_.pad_w < 0)
+      throw_op_error(name(), fmt::format("padding must be >= 0, got {}x{}", p_.pad_h, p_.pad_w));
+    if (p_.dilation_h < 1 || p_.dilation_w < 1)
+      throw_op_error(name(), fmt::format("dilation must be >= 1, got {}x{}", p_.dilation_h, p_.dilation_w));
+    if (p_.groups < 1) throw_op_error(name(), fmt::format("groups must be >= 1, got {}", p_.groups));
     const Shape& x = in[0].shape;
     const Shape& w = in[1].shape;
-    if (x[1] != w[1])
-      throw_op_error(name(), "input channels differ: x " + shape_string(x) + ", weight " + shape_string(w));
-    if (x[2] + 2 * padding_ < w[2] || x[3] + 2 * padding_ < w[3])
-      throw_op_error(name(), fmt::format("kernel {}x{} is larger than the padded input {}x{}: x {}, weight {}, padding {}",
-                                         w[2], w[3], x[2] + 2 * padding_, x[3] + 2 * padding_, shape_string(x),
-                                         shape_string(w), padding_));
+    if (x[1] % p_.groups != 0 || w[0] % p_.groups != 0)
+      throw_op_error(name(), fmt::format("groups={} must divide the input channels and the output channels: x {}, weight {}",
+                                         p_.groups, shape_string(x), shape_string(w)));
+    if (x[1] != w[1] * p_.groups)
+      throw_op_error(name(), p_.groups == 1
+                                 ? "input channels differ: x " + shape_string(x) + ", weight " + shape_string(w)
+                                 : fmt::format("input channels differ: x {} has {} channels, weight {} with groups={} takes {}",
+                                               shape_string(x), x[1], shape_string(w), p_.groups, w[1] * p_.groups));
+    const std::int64_t extent_h = p_.dilation_h * (w[2] - 1) + 1, extent_w = p_.dilation_w * (w[3] - 1) + 1;
+    if (x[2] + 2 * p_.pad_h < extent_h || x[3] + 2 * p_.pad_w < extent_w)
+      throw_op_error(name(), fmt::format("kernel {}x{} is larger than the padded input {}x{}: x {}, weight {}, padding {}x{}",
+                                         extent_h, extent_w, x[2] + 2 * p_.pad_h, x[3] + 2 * p_.pad_w, shape_string(x),
+                                         shape_string(w), p_.pad_h, p_.pad_w));
     if (in.size() == 3 && in[2].shape != Shape{w[0]})
       throw_op_error(name(), "bias must have shape " + shape_string({w[0]}) + " for weight " + shape_string(w) +
                                  ", got " + shape_string(in[2].shape));
     auto g = geometry(x, w);
-    return {{g.n, g.k, g.out_h, g.out_w}, in[0].dtype};
+    return {{g.n, w[0], g.out_h, g.out_w}, in[0].dtype};
   }
   static TensorMeta col_meta(const Conv2dGeometry& g, DType dtype) {
     return {{g.c * g.r * g.s, g.out_h * g.out_w}, dtype};
   }
 
+  // Per image n and group q (of G): Y[n, q] (k, Ho*Wo) = W[q] (k, c*R*S) @ col[n, q] (c*R*S, Ho*Wo).
   void forward(const ForwardArgs& a) const override {
     const Tensor& x = a.inputs[0];
     const Tensor& w = a.inputs[1];
-    const Conv2dGeometry g = geometry(x.shape(), w.shape());
-    const std::int64_t crs = g.c * g.r * g.s, hw = g.out_h * g.out_w;
+    Conv2dGeometry g = geometry(x.shape(), w.shape());
+    const std::int64_t crs = g.c * g.r * g.s, hw = g.out_h * g.out_w, k_all = g.k * p_.groups;
     Tensor col = a.backend.empty(col_meta(g, x.dtype()), MemoryCategory::workspace);
-    for (std::int64_t n = 0; n < g.n; ++n) {
-      a.backend.im2col(x, n, g, col);
-      GemmArgs m;  // Y[n] (K, Ho*Wo) = W (K, C*R*S) @ col (C*R*S, Ho*Wo)
-      m.m = g.k; m.n = hw; m.k = crs;
-      m.a = &w; m.lda = crs;
-      m.b = &col; m.ldb = hw;
-      m.c = &a.output; m.c_offset = n * g.k * hw; m.ldc = hw;
-      a.backend.gemm(m);
-    }
+    for (std::int64_t n = 0; n < g.n; ++n)
+      for (std::int64_t q = 0; q < p_.groups; ++q) {
+        g.first_channel = q * g.c;
+        a.backend.im2col(x, n, g, col);
+        GemmArgs m;
+        m.m = g.k; m.n = hw; m.k = crs;
+        m.a = &w; m.a_offset = q * g.k * crs; m.lda = crs;
+        m.b = &col; m.ldb = hw;
+        m.c = &a.output; m.c_offset = (n * k_all + q * g.k) * hw; m.ldc = hw;
+        a.backend.gemm(m);
+      }
     if (a.inputs.size() == 3) {  // y (N, K, Ho*Wo) += bias (K, 1)
-      Tensor y = a.output.reshaped({g.n, g.k, hw});
-      a.backend.binary(BinaryKind::add, y, a.inputs[2].reshaped({g.k, 1}), y);
+      Tensor y = a.output.reshaped({g.n, k_all, hw});
+      a.backend.binary(BinaryKind::add, y, a.inputs[2].reshaped({k_all, 1}), y);
     }
   }
   void vjp(const VjpArgs& a) const override {
     const Tensor& x = *a.inputs[0];
     const Tensor& w = *a.inputs[1];
     const Tensor& gy = a.grad_output;
-    const Conv2dGeometry g = geometry(x.shape(), w.shape());
-    const std::int64_t crs = g.c * g.r * g.s, hw = g.out_h * g.out_w;
+    Conv2dGeometry g = geometry(x.shape(), w.shape());
+    const std::int64_t crs = g.c * g.r * g.s, hw = g.out_h * g.out_w, k_all = g.k * p_.groups;
     Tensor* gx = a.grad_inputs[0];
     Tensor* gw = a.grad_inputs[1];
     Tensor* gb = a.grad_inputs.size() == 3 ? a.grad_inputs[2] : nullptr;
     Tensor col;
     if (gx || gw) col = a.backend.empty(col_meta(g, x.dtype()), MemoryCategory::workspace);
-    if (gw) {  // dW = sum_n dY[n] (K, Ho*Wo) @ col[n]^T (Ho*Wo, C*R*S)
+    if (gw) {  // dW[q] = sum_n dY[n, q] (k, Ho*Wo) @ col[n, q]^T (Ho*Wo, c*R*S)
       if (g.n == 0) a.backend.fill(*gw, 0.0);
-      for (std::int64_t n = 0; n < g.n; ++n) {
-        a.backend.im2col(x, n, g, col);
-        GemmArgs m;
-        m.transpose_b = true;
-        m.m = g.k; m.n = crs; m.k = hw;
-        m.beta = n == 0 ? 0.0 : 1.0;
-        m.a = &gy; m.a_offset = n * g.k * hw; m.lda = hw;
-        m.b = &col; m.ldb = hw;
-        m.c = gw; m.ldc = crs;
-        a.backend.gemm(m);
-      }
+      for (std::int64_t n = 0; n < g.n; ++n)
+        for (std::int64_t q = 0; q < p_.groups; ++q) {
+          g.first_channel = q * g.c;
+          a.backend.im2col(x, n, g, col);
+          GemmArgs m;
+          m.transpose_b = true;
+          m.m = g.k; m.n = crs; m.k = hw;
+          m.beta = n == 0 ? 0.0 : 1.0;
+          m.a = &gy; m.a_offset = (n * k_all + q * g.k) * hw; m.lda = hw;
+          m.b = &col; m.ldb = hw;
+          m.c = gw; m.c_offset = q * g.k * crs; m.ldc = crs;
+          a.backend.gemm(m);
+        }
     }
-    if (gx) {  // dX[n] = col2im(W^T (C*R*S, K) @ dY[n] (K, Ho*Wo))
+    if (gx) {  // dX[n, q] = col2im(W[q]^T (c*R*S, k) @ dY[n, q] (k, Ho*Wo))
       a.backend.fill(*gx, 0.0);
-      for (std::int64_t n = 0; n < g.n; ++n) {
-        GemmArgs m;
-        m.transpose_a = true;
-        m.m = crs; m.n = hw; m.k = g.k;
-        m.a = &w; m.lda = crs;
-        m.b = &gy; m.b_offset = n * g.k * hw; m.ldb = hw;
-        m.c = &col; m.ldc = hw;
-        a.backend.gemm(m);
-        a.backend.col2im(col, n, g, *gx);
-      }
+      for (std::int64_t n = 0; n < g.n; ++n)
+        for (std::int64_t q = 0; q < p_.groups; ++q) {
+          g.first_channel = q * g.c;
+          GemmArgs m;
+          m.transpose_a = true;
+          m.m = crs; m.n = hw; m.k = g.k;
+          m.a = &w; m.a_offset = q * g.k * crs; m.lda = crs;
+          m.b = &gy; m.b_offset = (n * k_all + q * g.k) * hw; m.ldb = hw;
+          m.c = &col; m.ldc = hw;
+          a.backend.gemm(m);
+          a.backend.col2im(col, n, g, *gx);
+        }
     }
     if (gb) {  // db = sum of dY over N, Ho, Wo
-      Tensor db = gb->reshaped({1, g.k, 1});
-      a.backend.sum_to_shape(gy.reshaped({g.n, g.k, hw}), db);
+      Tensor db = gb->reshaped({1, k_all, 1});
+      a.backend.sum_to_shape(gy.reshaped({g.n, k_all, hw}), db);
     }
   }
   SavedValues saves(std::size_t count) const override {
@@ -314,42 +345,68 @@ class Conv2dOp final : public Op {
   }
   Cost cost(std::span<const TensorMeta> in, const TensorMeta& out) const override {
     const Conv2dGeometry g = geometry(in[0].shape, in[1].shape);
-    double flops = 2.0 * static_cast<double>(g.n * g.k * g.out_h * g.out_w * g.c * g.r * g.s);
+    double flops = 2.0 * static_cast<double>(g.n * g.k * p_.groups * g.out_h * g.out_w * g.c * g.r * g.s);
     if (in.size() == 3) flops += static_cast<double>(out.numel());
     return {flops, bytes_of(in), static_cast<double>(out.bytes())};
   }
 
  private:
-  int stride_, padding_;
+  Conv2dParams p_;
 };
 
 // ---- max / avg pooling ----
 
 class Pool2dOp final : public Op {
  public:
-  Pool2dOp(PoolKind kind, int kernel, int stride, int padding)
-      : kind_(kind), kernel_(kernel), stride_(stride), padding_(padding) {}
+  Pool2dOp(PoolKind kind, const Pool2dParams& p) : kind_(kind), p_(p) {}
   std::string name() const override { return kind_ == PoolKind::max ? "max_pool2d" : "avg_pool2d"; }
   std::string attributes() const override {
-    return fmt::format("kernel={} stride={} padding={}", kernel_, stride_, padding_);
+    const bool square = p_.kernel_h == p_.kernel_w && p_.stride_h == p_.stride_w && p_.pad_h == p_.pad_w;
+    std::string s = square ? fmt::format("kernel={} stride={} padding={}", p_.kernel_h, p_.stride_h, p_.pad_h)
+                           : fmt::format("kernel={}x{} stride={}x{} padding={}x{}", p_.kernel_h, p_.kernel_w, p_.stride_h,
+                                         p_.stride_w, p_.pad_h, p_.pad_w);
+    if (p_.ceil_mode) s += " ceil_mode";
+    return s;
+  }
+  // Output extent along one axis; ceil_mode (PyTorch's and ONNX's rule) adds a last,
+  // partial window when one starts inside the input or its left padding.
+  static std::int64_t out_extent(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_t pad,
+                                 bool ceil_mode) {
+    const std::int64_t span = in + 2 * pad - kernel;
+    std::int64_t out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
+    if (ceil_mode && (out - 1) * stride >= in + pad) --out;
+    return out;
   }
   Pool2dGeometry geometry(const Shape& x) const {
-    Pool2dGeometry g{x[0], x[1], x[2], x[3], kernel_, kernel_, stride_, stride_, padding_, padding_, 0, 0};
-    g.out_h = (g.h + 2 * g.pad_h - g.kernel_h) / g.stride_h + 1;
-    g.out_w = (g.w + 2 * g.pad_w - g.kernel_w) / g.stride_w + 1;
+    Pool2dGeometry g{x[0], x[1], x[2], x[3], p_.kernel_h, p_.kernel_w, p_.stride_h, p_.stride_w, p_.pad_h, p_.pad_w, 0, 0};
+    g.out_h = out_extent(g.h, g.kernel_h, g.stride_h, g.pad_h, p_.ceil_mode);
+    g.out_w = out_extent(g.w, g.kernel_w, g.stride_w, g.pad_w, p_.ceil_mode);
     return g;
   }
   TensorMeta infer(std::span<const TensorMeta> in) const override {
     expect_floating(name(), in[0], "input");
     expect_rank(name(), in[0], 4, "input");
-    if (kernel_ < 1) throw_op_error(name(), fmt::format("kernel must be >= 1, got {}", kernel_));
-    if (stride_ < 1) throw_op_error(name(), fmt::format("stride must be >= 1 (or -1 for the kernel), got {}", stride_));
-    if (padding_ < 0 || 2 * padding_ > kernel_)
-      throw_op_error(name(), fmt::format("padding must be in [0, kernel/2] = [0, {}], got {}", kernel_ / 2, padding_));
+    if (p_.kernel_h < 1 || p_.kernel_w < 1)
+      throw_op_error(name(), p_.kernel_h == p_.kernel_w ? fmt::format("kernel must be >= 1, got {}", p_.kernel_h)
+                                                        : fmt::format("kernel must be >= 1, got {}x{}", p_.kernel_h, p_.kernel_w));
+    if (p_.stride_h < 1 || p_.stride_w < 1)
+      throw_op_error(name(), p_.stride_h == p_.stride_w
+                                 ? fmt::format("stride must be >= 1 (or -1 for the kernel), got {}", p_.stride_h)
+                                 : fmt::format("stride must be >= 1, got {}x{}", p_.stride_h, p_.stride_w));
+    if (p_.pad_h < 0 || 2 * p_.pad_h > p_.kernel_h || p_.pad_w < 0 || 2 * p_.pad_w > p_.kernel_w)
+      throw_op_error(name(), p_.kernel_h == p_.kernel_w && p_.pad_h == p_.pad_w
+                                 ? fmt::format("padding must be in [0, kernel/2] = [0, {}], got {}", p_.kernel_h / 2, p_.pad_h)
+                                 : fmt::format("padding must be in [0, kernel/2] = [0, {}]x[0, {}], got {}x{}", p_.kernel_h / 2,
+                                               p_.kernel_w / 2, p_.pad_h, p_.pad_w));
+    if (p_.ceil_mode && kind_ == PoolKind::avg)
+      throw_op_error(name(), "ceil_mode is supported for max pooling only (a partial average window has no single divisor)");
     const Shape& x = in[0].shape;
-    if (x[2] + 2 * padding_ < kernel_ || x[3] + 2 * padding_ < kernel_)
-      throw_op_error(name(), fmt::format("kernel {} is larger than the padded input {}x{} of x {}", kernel_,
-                                         x[2] + 2 * padding_, x[3] + 2 * padding_, shape_string(x)));
+    if (x[2] + 2 * p_.pad_h < p_.kernel_h || x[3] + 2 * p_.pad_w < p_.kernel_w)
+      throw_op_error(name(), p_.kernel_h == p_.kernel_w
+                                 ? fmt::format("kernel {} is larger than the padded input {}x{} of x {}", p_.kernel_h,
+                                               x[2] + 2 * p_.pad_h, x[3] + 2 * p_.pad_w, shape_string(x))
+                                 : fmt::format("kernel {}x{} is larger than the padded input {}x{} of x {}", p_.kernel_h,
+                                               p_.kernel_w, x[2] + 2 * p_.pad_h, x[3] + 2 * p_.pad_w, shape_string(x)));
     auto g = geometry(x);
     return {{g.n, g.c, g.out_h, g.out_w}, in[0].dtype};
   }
@@ -370,12 +427,36 @@ class Pool2dOp final : public Op {
     return {{is_max}, is_max};
   }
   Cost cost(std::span<const TensorMeta> in, const TensorMeta& out) const override {
-    return {static_cast<double>(out.numel()) * kernel_ * kernel_, bytes_of(in), static_cast<double>(out.bytes())};
+    return {static_cast<double>(out.numel()) * p_.kernel_h * p_.kernel_w, bytes_of(in), static_cast<double>(out.bytes())};
   }
 
  private:
   PoolKind kind_;
-  int kernel_, stride_, padding_;
+  Pool2dParams p_;
+};
+
+// ---- clamp: y = min(max(x, lo), hi) (ReLU6 is clamp(x, 0, 6)) ----
+
+class ClampOp final : public Op {
+ public:
+  ClampOp(double lo, double hi) : lo_(lo), hi_(hi) {}
+  std::string name() const override { return "clamp"; }
+  std::string attributes() const override { return fmt::format("min={} max={}", lo_, hi_); }
+  TensorMeta infer(std::span<const TensorMeta> in) const override {
+    expect_floating(name(), in[0], "input");
+    if (!(lo_ <= hi_)) throw_op_error(name(), fmt::format("min must be <= max, got min={} max={}", lo_, hi_));
+    return in[0];
+  }
+  void forward(const ForwardArgs& a) const override { a.backend.clamp(a.inputs[0], lo_, hi_, a.output); }
+  void vjp(const VjpArgs& a) const override {
+    // dx = dy where min < x < max, else 0
+    if (Tensor* gx = a.grad_inputs[0]) a.backend.clamp_backward(*a.inputs[0], lo_, hi_, a.grad_output, *gx);
+  }
+  SavedValues saves(std::size_t) const override { return {{true}, false}; }
+  Cost cost(std::span<const TensorMeta> in, const TensorMeta& out) const override { return elementwise_cost(in, out, 2); }
+
+ private:
+  double lo_, hi_;
 };
 
 // ---- nearest-neighbour upsampling ----
@@ -408,7 +489,8 @@ class UpsampleNearestOp final : public Op {
 
 class BatchNormOp final : public Op {
  public:
-  BatchNormOp(double momentum, double eps) : momentum_(momentum), eps_(eps) {}
+  BatchNormOp(double momentum, double eps, std::optional<BatchNormRunning> running = std::nullopt)
+      : momentum_(momentum), eps_(eps), running_(std::move(running)) {}
   std::string name() const override { return "batchnorm"; }
   std::string attributes() const override { return fmt::format("momentum={} eps={}", momentum_, eps_); }
   TensorMeta infer(std::span<const TensorMeta> in) const override {
@@ -426,6 +508,10 @@ class BatchNormOp final : public Op {
     if (!(momentum_ >= 0 && momentum_ <= 1))
       throw_op_error(name(), fmt::format("momentum must be in [0, 1], got {}", momentum_));
     if (!(eps_ >= 0)) throw_op_error(name(), fmt::format("eps must be >= 0, got {}", eps_));
+    if (running_ && (running_->mean.meta != TensorMeta{c, in[0].dtype} || running_->var.meta != TensorMeta{c, in[0].dtype}))
+      throw_op_error(name(), "running mean and variance must have shape " + shape_string(c) + " and dtype " +
+                                 dtype_name(in[0].dtype) + ", got " + shape_string(running_->mean.meta.shape) + " and " +
+                                 shape_string(running_->var.meta.shape));
     return in[0];
   }
   void forward(const ForwardArgs& a) const override {
@@ -442,6 +528,7 @@ class BatchNormOp final : public Op {
     return {8.0 * static_cast<double>(out.numel()), bytes_of(in), static_cast<double>(out.bytes())};
   }
   std::vector<NamedState> initial_state(std::span<const TensorMeta> in) const override {
+    if (running_) return {{"running_mean", running_->mean}, {"running_var", running_->var}};
     const TensorMeta meta{{in[0].shape[1]}, in[0].dtype};
     HostArray mean(meta), var(meta);
     for (std::int64_t i = 0; i < meta.numel(); ++i) {
@@ -457,6 +544,7 @@ class BatchNormOp final : public Op {
 
  private:
   double momentum_, eps_;
+  std::optional<BatchNormRunning> running_;  // the initial running statistics (default 0 and 1)
 };
 
 }  // namespace
@@ -473,23 +561,42 @@ Value layernorm(Value x, Value gamma, Value beta, double eps) {
 Value dropout(Value x, double p) { return record_op("dropout", std::make_shared<DropoutOp>(p), {x}); }
 Value embedding(Value table, Value ids) { return record_op("embedding", std::make_shared<EmbeddingOp>(), {table, ids}); }
 Value conv2d(Value x, Value weight, std::optional<Value> bias, int stride, int padding) {
+  Conv2dParams params;
+  params.stride_h = params.stride_w = stride;
+  params.pad_h = params.pad_w = padding;
+  return conv2d(x, weight, std::move(bias), params);
+}
+Value conv2d(Value x, Value weight, std::optional<Value> bias, const Conv2dParams& params) {
   std::vector<Value> in{x, weight};
   if (bias) in.push_back(*bias);
-  return record_op("conv2d", std::make_shared<Conv2dOp>(stride, padding), std::move(in));
+  return record_op("conv2d", std::make_shared<Conv2dOp>(params), std::move(in));
 }
-Value max_pool2d(Value x, int kernel, int stride, int padding) {
-  return record_op("max_pool2d", std::make_shared<Pool2dOp>(PoolKind::max, kernel, stride == -1 ? kernel : stride, padding),
-                   {x});
+namespace {
+Pool2dParams square_pool(int kernel, int stride, int padding) {
+  Pool2dParams p;
+  p.kernel_h = p.kernel_w = kernel;
+  p.stride_h = p.stride_w = stride == -1 ? kernel : stride;
+  p.pad_h = p.pad_w = padding;
+  return p;
 }
-Value avg_pool2d(Value x, int kernel, int stride, int padding) {
-  return record_op("avg_pool2d", std::make_shared<Pool2dOp>(PoolKind::avg, kernel, stride == -1 ? kernel : stride, padding),
-                   {x});
+}  // namespace
+Value max_pool2d(Value x, int kernel, int stride, int padding) { return max_pool2d(x, square_pool(kernel, stride, padding)); }
+Value avg_pool2d(Value x, int kernel, int stride, int padding) { return avg_pool2d(x, square_pool(kernel, stride, padding)); }
+Value max_pool2d(Value x, const Pool2dParams& params) {
+  return record_op("max_pool2d", std::make_shared<Pool2dOp>(PoolKind::max, params), {x});
 }
+Value avg_pool2d(Value x, const Pool2dParams& params) {
+  return record_op("avg_pool2d", std::make_shared<Pool2dOp>(PoolKind::avg, params), {x});
+}
+Value clamp(Value x, double lo, double hi) { return record_op("clamp", std::make_shared<ClampOp>(lo, hi), {x}); }
 Value upsample_nearest(Value x, int scale) {
   return record_op("upsample_nearest", std::make_shared<UpsampleNearestOp>(scale), {x});
 }
 Value batchnorm(Value x, Value gamma, Value beta, double momentum, double eps) {
   return record_op("batchnorm", std::make_shared<BatchNormOp>(momentum, eps), {x, gamma, beta});
+}
+Value batchnorm(Value x, Value gamma, Value beta, double momentum, double eps, BatchNormRunning running) {
+  return record_op("batchnorm", std::make_shared<BatchNormOp>(momentum, eps, std::move(running)), {x, gamma, beta});
 }
 
 }  // namespace remat

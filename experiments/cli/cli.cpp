@@ -4,6 +4,8 @@
 //   remat run     --model SPEC --strategy NAME [...] [--json]                    real training steps
 //   remat compare [--model SPEC] [--budgets LIST] [--csv PATH] [--plot PATH]       every strategy, one table
 //   remat explain --model SPEC --strategy NAME [...] [--format text|json] [--memory-csv PATH]
+// Wherever --model SPEC is accepted, --onnx PATH [--loss L] [--inputs name=x.npy,...] may
+// stand instead (models/onnx/onnx_import.hpp); `run --save-grads DIR` writes the gradients.
 //                                                    the teaching view: tape, chain, schedule, program, memory
 // Bad input prints "[source] message" on stderr and returns non-zero (2: usage or
 // input, 3: infeasible budget, 4: a broken promise); with --json the same error
@@ -31,6 +33,9 @@ std::string strategy_help() {
   return s;
 }
 
+const char* loss_help = "with --onnx: the loss on the graph's output: cross-entropy (vs i32 'labels'; the default for a "
+                        "(N, classes) output), mse (vs 'target') or sum";
+const char* inputs_help = "with --onnx: name=file.npy,... binds graph inputs (and 'labels', int32, or 'target') from .npy files";
 const char* budget_help = "bytes (1048576, 512KiB, 64MiB, 2GiB) or a percentage of store-all's peak (60%)";
 
 }  // namespace
@@ -48,6 +53,9 @@ int run_cli(int argc, char** argv) {
   auto add_common = [](CLI::App* sub, CommonOptions& o, bool with_chain) {
     if (with_chain) sub->add_option("--chain", o.chain, "uniform:n=N or file:PATH (a rotor chain JSON file)");
     sub->add_option("--model", o.model, "model SPEC, e.g. mlp:layers=100,width=512,batch=256,act=relu");
+    sub->add_option("--onnx", o.onnx.path, "an ONNX model file instead of --model (static shapes, training-mode export)");
+    sub->add_option("--loss", o.onnx.loss, loss_help);
+    sub->add_option("--inputs", o.onnx.inputs, inputs_help);
     sub->add_option("--strategy", o.strategy, strategy_help())->required();
     sub->add_option("--slots", o.slots, "revolve: checkpoint slots (slot 0 holds x(0)); sqrt: segments");
     sub->add_option("--budget", o.budget, budget_help);
@@ -71,9 +79,14 @@ int run_cli(int argc, char** argv) {
   add_common(run, run_o, false);
   run->add_option("--repeat", run_o.repeat, "timed steps after a warm-up (median reported)");
   run->add_option("--threads", run_o.threads, "CPU threads for OpenMP and OpenBLAS");
+  run->add_option("--save-grads", run_o.save_grads,
+                  "with --onnx: write DIR/<initializer>.npy, the gradient of every parameter (DIR must exist)");
 
   auto* compare = app.add_subcommand("compare", "Every strategy on one model: memory, recomputation and time");
-  compare->add_option("--model", compare_o.model, "model SPEC");
+  auto* compare_model = compare->add_option("--model", compare_o.model, "model SPEC");
+  compare->add_option("--onnx", compare_o.onnx.path, "an ONNX model file instead of --model");
+  compare->add_option("--loss", compare_o.onnx.loss, loss_help);
+  compare->add_option("--inputs", compare_o.onnx.inputs, inputs_help);
   compare->add_option("--budgets", compare_o.budgets, std::string("comma-separated budgets, each ") + budget_help);
   compare->add_option("--strategies", compare_o.strategies, "comma-separated strategies (default: every strategy but the time-limited solvers checkmate and checkmate-lp)");
   compare->add_option("--device", compare_o.device, "cpu or cuda");
@@ -85,7 +98,10 @@ int run_cli(int argc, char** argv) {
   compare->add_flag("--json", compare_o.json, "print one JSON object on stdout (the table goes to stderr)");
 
   auto* explain = app.add_subcommand("explain", "Teach: the tape, the chain, the schedule and the program with live memory");
-  explain->add_option("--model", explain_o.model, "model SPEC, e.g. mlp:layers=12,width=64,batch=16")->required();
+  auto* explain_model = explain->add_option("--model", explain_o.model, "model SPEC, e.g. mlp:layers=12,width=64,batch=16");
+  auto* explain_onnx = explain->add_option("--onnx", explain_o.onnx, "an ONNX model file instead of --model");
+  explain_model->excludes(explain_onnx);
+  explain->add_option("--loss", explain_o.loss, loss_help);
   explain->add_option("--strategy", explain_o.strategy, strategy_help())->required();
   explain->add_option("--budget", explain_budget, budget_help);
   explain->add_option("--slots", explain_o.slots, "revolve: checkpoint slots (slot 0 holds x(0)); sqrt: segments");
@@ -99,6 +115,7 @@ int run_cli(int argc, char** argv) {
   bool json = false;
   try {
     app.parse(argc, argv);
+    if (compare->parsed() && !compare_o.onnx.path.empty() && compare_model->count() == 0) compare_o.model.clear();
     json = (plan->parsed() && plan_o.json) || (run->parsed() && run_o.json) || (compare->parsed() && compare_o.json) ||
            (explain->parsed() && explain_o.format == "json");
     int code = 0;

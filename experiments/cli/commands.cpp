@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 
 namespace remat {
@@ -89,6 +90,28 @@ void apply_threads(const std::string& command, const std::optional<int>& threads
 }
 
 Json optional_json(const std::optional<std::size_t>& v) { return v ? Json(*v) : Json(nullptr); }
+
+}  // namespace
+
+Model model_for(const std::string& command, const std::string& spec, const OnnxSource& onnx, OnnxModel* imported) {
+  if (onnx.path.empty()) {
+    if (!onnx.loss.empty()) throw Error(fmt::format("[{}] --loss needs --onnx (a zoo model has its own loss)", command));
+    if (!onnx.inputs.empty()) throw Error(fmt::format("[{}] --inputs needs --onnx", command));
+    if (spec.empty()) throw Error(fmt::format("[{}] --model SPEC or --onnx PATH is required", command));
+    return build_model(spec);
+  }
+  if (!spec.empty()) throw Error(fmt::format("[{}] give one of --model and --onnx, not both", command));
+  OnnxModel om = load_onnx(onnx.path, OnnxImportOptions{onnx.loss.empty() ? "auto" : onnx.loss});
+  if (!onnx.inputs.empty()) {
+    Bindings fixed = bind_npy_inputs(om, onnx.inputs, om.model.batch(0));
+    om.model.batch = [fixed](std::uint64_t) { return fixed; };
+  }
+  Model m = std::move(om.model);
+  if (imported) *imported = std::move(om);
+  return m;
+}
+
+namespace {
 
 std::size_t store_all_peak_of(const Model& m) { return simulate(*m.tape, store_all_program(*m.tape, m.loss.id)).peak_bytes; }
 
@@ -203,8 +226,10 @@ Json plan_on_graph(const CommonOptions& o, const StrategyInfo& info, const Train
 }
 
 int command_plan(const CommonOptions& o) {
-  const int sources = !o.chain.empty() + !o.model.empty() + !o.graph.empty();
-  if (sources != 1) throw Error("[plan] give exactly one of --chain, --model or --graph");
+  const int sources = !o.chain.empty() + !o.model.empty() + !o.graph.empty() + !o.onnx.path.empty();
+  if (sources != 1) throw Error("[plan] give exactly one of --chain, --model, --onnx or --graph");
+  if (o.onnx.path.empty() && (!o.onnx.loss.empty() || !o.onnx.inputs.empty()))
+    throw Error("[plan] --loss and --inputs need --onnx");
   if (o.strategy.empty()) throw Error("[plan] --strategy is required");
   const StrategyInfo& info = strategy_info(o.strategy);
   std::optional<BudgetSpec> spec;
@@ -259,7 +284,7 @@ int command_plan(const CommonOptions& o) {
     if (o.device != "cpu" && o.costs != "measured")
       throw Error("[plan] --device only chooses where --costs measured profiles (plan runs nothing otherwise)");
     auto strategy = info.make(strategy_options_for("plan", info, o.slots, o.heuristic, o.dp_slots, o.time_limit));
-    Model m = build_model(o.model);
+    Model m = model_for("plan", o.model, o.onnx);
     std::unique_ptr<Backend> backend;
     Bindings data;
     if (o.costs == "measured") {
@@ -293,7 +318,11 @@ int command_plan(const CommonOptions& o) {
 
 int command_run(const CommonOptions& o) {
   if (!o.chain.empty()) throw Error("[run] --chain is for `remat plan`; `run` needs --model SPEC");
-  if (o.model.empty()) throw Error("[run] --model SPEC is required");
+  if (o.model.empty() && o.onnx.path.empty()) throw Error("[run] --model SPEC or --onnx PATH is required");
+  if (!o.save_grads.empty() && o.onnx.path.empty())
+    throw Error("[run] --save-grads needs --onnx (files are named after the ONNX initializers)");
+  if (!o.save_grads.empty() && !std::filesystem::is_directory(o.save_grads))
+    throw Error(fmt::format("[run] --save-grads: '{}' is not an existing folder", o.save_grads));
   if (o.strategy.empty()) throw Error("[run] --strategy is required");
   if (o.print_program) throw Error("[run] --program is an option of `remat plan`");
   if (o.repeat < 1 || o.repeat > 100000) throw Error(fmt::format("[run] --repeat must be between 1 and 100000, got {}", o.repeat));
@@ -303,7 +332,8 @@ int command_run(const CommonOptions& o) {
   std::optional<BudgetSpec> spec;
   if (!o.budget.empty()) spec = parse_budget(o.budget);
   auto backend = make_backend(o.device);
-  Model m = build_model(o.model);
+  OnnxModel imported;
+  Model m = model_for("run", o.model, o.onnx, &imported);
   Bindings data = m.batch(0);
   std::optional<NodeCosts> costs = costs_for("run", o.costs, m, backend.get(), data);
   std::optional<std::size_t> budget;
@@ -325,6 +355,11 @@ int command_run(const CommonOptions& o) {
       check = check_promises(*m.tape, *backend, step, r.predicted, reference, budget);
       measured = step.report;
       loss = step.loss ? step.loss->at(0) : 0;
+      if (!o.save_grads.empty()) {
+        std::map<int, HostArray> gradients;
+        for (const auto& [id, g] : step.gradients) gradients[id] = backend->download(g);
+        save_gradients_npy(imported, gradients, o.save_grads);
+      }
     }
   }
   Json j = plan_json(r);
@@ -384,7 +419,7 @@ int command_compare(const CompareOptions& o) {
     for (const auto& name : split(o.strategies, ',')) chosen.push_back(&strategy_info(name));
   }
   auto backend = make_backend(o.device);
-  Model m = build_model(o.model);
+  Model m = model_for("compare", o.model, o.onnx);
   Bindings data = m.batch(0);
   const Tape& tape = *m.tape;
   const std::size_t store_all_peak = store_all_peak_of(m);

@@ -11,6 +11,7 @@
 #pragma once
 
 #include "models/models.hpp"
+#include "models/onnx/onnx_import.hpp"
 #include "strategies/budget.hpp"
 #include "strategies/strategies.hpp"
 
@@ -21,6 +22,11 @@ namespace remat {
 
 inline const char* default_model_spec = "mlp:layers=100,width=512,batch=256,act=relu";
 
+// --onnx PATH with its --loss and --inputs (name=x.npy,labels=y.npy).
+struct OnnxSource {
+  std::string path, loss, inputs;
+};
+
 struct CommonOptions {
   std::string chain, model, strategy, budget, costs = "analytic", device = "cpu";
   std::string graph, export_graph;  // plan only: --graph file:PATH, --export-graph PATH
@@ -29,6 +35,8 @@ struct CommonOptions {
   int repeat = 3;
   double time_limit = 60;  // seconds of planning
   bool json = false, print_program = false;
+  OnnxSource onnx;         // instead of --model
+  std::string save_grads;  // run only: a folder for one .npy per parameter gradient (--onnx)
 };
 
 struct CompareOptions {
@@ -37,7 +45,13 @@ struct CompareOptions {
   std::optional<int> threads;
   double time_limit = 60;  // seconds of planning, per strategy
   bool json = false;
+  OnnxSource onnx;  // instead of --model
 };
+
+// The model of --model SPEC or --onnx PATH (exactly one); with --inputs, every step binds
+// the .npy files. `imported`, when given, receives the ONNX names (its model is moved out).
+Model model_for(const std::string& command, const std::string& spec, const OnnxSource& onnx,
+                OnnxModel* imported = nullptr);
 
 int command_plan(const CommonOptions& options);
 int command_run(const CommonOptions& options);

@@ -3,6 +3,7 @@
 // on the metering backend (live bytes by category, peak within each instruction); a text view,
 // a CSV and the command on top of it. Errors are prefixed "[explain]".
 #include "experiments/cli/explain.hpp"
+#include "experiments/cli/commands.hpp"
 
 #include "experiments/cli/commands.hpp"
 #include "experiments/common/output_file.hpp"
@@ -20,11 +21,11 @@ namespace remat {
 using Json = nlohmann::json;
 
 Json explain(const ExplainOptions& o) {
-  if (o.model.empty()) throw Error("[explain] --model SPEC is required");
+  if (o.model.empty() && o.onnx.empty()) throw Error("[explain] --model SPEC or --onnx PATH is required");
   if (o.format != "text" && o.format != "json") throw Error("[explain] --format must be text or json, got '" + o.format + "'");
   const StrategyInfo& info = strategy_info(o.strategy);
   auto strategy = info.make(strategy_options_for("explain", info, o.slots, o.heuristic, o.dp_slots, o.time_limit));
-  Model m = build_model(o.model);
+  Model m = model_for("explain", o.model, OnnxSource{o.onnx, o.loss, ""});
   Budget budget;
   if (o.budget) budget.bytes = o.budget->resolve(simulate(*m.tape, store_all_program(*m.tape, m.loss.id)).peak_bytes);
   std::optional<ExplainValues> values;

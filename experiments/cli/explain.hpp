@@ -20,6 +20,7 @@ namespace remat {
 
 struct ExplainOptions {
   std::string model;                         // model SPEC (models)
+  std::string onnx, loss;                    // or an ONNX file and its loss (--onnx, --loss)
   std::string strategy;                      // a name from strategy_names()
   std::optional<BudgetSpec> budget;          // bytes or a percentage of store-all's peak
   std::optional<int> slots;                  // revolve: slots; sqrt: segments
