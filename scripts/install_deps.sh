@@ -11,7 +11,7 @@ set -euo pipefail
 # gradient oracle and ONNX export), nbconvert and ipykernel (the teaching notebook).
 packages=(cmake g++ make libxtensor-dev libxsimd-dev xtl-dev doctest-dev libfmt-dev
           libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev libbenchmark-dev
-          libsleef-dev libdnnl-dev coinor-libcbc-dev coinor-libclp-dev libonnx-dev
+          libsleef-dev libdnnl-dev coinor-libcbc-dev coinor-libclp-dev libonnx-dev libprotobuf-dev
           pybind11-dev python3-pybind11 python3-pytest python3-numpy python3-pandas
           python3-matplotlib python3-torch python3-torchvision jupyter-nbconvert python3-ipykernel)
 # ADOL-C is optional: only strategy_bench's Revolve comparison uses it.

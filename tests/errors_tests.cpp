@@ -385,7 +385,7 @@ TEST_CASE("errors: the CLI turns bad input into exit code 2 and a message on std
       {{"plan", "--chain", "uniform:n=10", "--strategy", "greedy", "--heuristic", "lru"},
        "[greedy] on a graph without a tape only the dtr heuristic is defined, got 'lru'"},
       {{"plan", "--chain", "uniform:n=10", "--model", tiny, "--strategy", "sqrt"},
-       "[plan] give exactly one of --chain, --model or --graph"},
+       "[plan] give exactly one of --chain, --model, --onnx or --graph"},
       {{"plan", "--graph", "file:/nonexistent/g.json", "--strategy", "greedy"}, "[graph /nonexistent/g.json]"},
       {{"plan", "--chain", "uniform:n=10", "--strategy", "sqrt", "--export-graph", "/tmp/x.json"},
        "[plan] --export-graph with --chain needs a node-level strategy"},

@@ -284,7 +284,9 @@ int command_plan(const CommonOptions& o) {
     if (o.device != "cpu" && o.costs != "measured")
       throw Error("[plan] --device only chooses where --costs measured profiles (plan runs nothing otherwise)");
     auto strategy = info.make(strategy_options_for("plan", info, o.slots, o.heuristic, o.dp_slots, o.time_limit));
+    const auto load_start = Clock::now();
     Model m = model_for("plan", o.model, o.onnx);
+    const double load_seconds = seconds_since(load_start);
     std::unique_ptr<Backend> backend;
     Bindings data;
     if (o.costs == "measured") {
@@ -304,6 +306,7 @@ int command_plan(const CommonOptions& o) {
     j = plan_json(r);
     if (!o.json && j.contains("solver")) j["solver"].erase("sequence");  // the sequence is in --json
     j["model"] = m.spec;
+    if (!o.onnx.path.empty()) j["load_seconds"] = load_seconds;  // reading, checking and recording the ONNX file
     j["budget_bytes"] = optional_json(budget);
     j["feasible"] = true;
     if (o.print_program) {

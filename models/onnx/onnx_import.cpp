@@ -743,7 +743,7 @@ void Importer::import_node(const onnx::NodeProto& node, const std::string& label
       throw Error(fmt::format("{}: only symmetric padding of the two spatial axes of an (N, C, H, W) input is supported, "
                               "got pads of {} values for input {}",
                               label, pads.size(), shape_string(x.shape())));
-    pads_[node.output(0)] = PendingPad{x, pads[2], pads[3], value, label.substr(8)};
+    pads_[node.output(0)] = PendingPad{x, pads[2], pads[3], value, label.substr(7)};  // "node 'p' (Pad)"
   } else {
     throw Error(fmt::format("{}: operator {} is not supported", label, op));
   }

@@ -1,0 +1,530 @@
+// Contract: tests of the ONNX import (models/onnx) and of the ops it added: conv2d
+// with groups and dilation and per-axis strides (against direct loops and finite
+// differences), clamp (finite differences, no gradient on the bounds), max pooling
+// with ceil_mode (PyTorch's output sizes, brute-force maxima). ONNX files are written
+// here with the protobuf API of libonnx; a loaded graph is compared bitwise with the
+// same network recorded by hand with remat's ops, every refusal names the node, op
+// type and attribute, and the CLI's --onnx, --inputs and --save-grads round-trip
+// through .npy files. The PyTorch oracle of real architectures is
+// tests/python/test_onnx_import.py.
+#include "gradcheck.hpp"
+#include "cli_harness.hpp"
+
+#include "autodiff/remat.hpp"
+#include "models/onnx/onnx_import.hpp"
+
+#include <doctest/doctest.h>
+#include <onnx/onnx_pb.h>
+#include <xtensor/xadapt.hpp>
+#include <xtensor/xnpy.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+namespace remat {
+namespace {
+
+using testing::gradcheck;
+using testing::message_of;
+using testing::random_array;
+using testing::ScratchDir;
+using Params = std::vector<Value>;
+
+// ---- conv2d with groups, dilation and per-axis strides ----
+
+// y[n, k, oh, ow] = b[k] + sum over the group's channels c and r, s of
+// w[k, c, r, s] x[n, g*C/G + c, oh*sh - ph + r*dh, ow*sw - pw + s*dw].
+HostArray direct_conv(const HostArray& x, const HostArray& w, const HostArray& b, const Conv2dParams& p) {
+  const Shape& xs = x.meta.shape;
+  const Shape& ws = w.meta.shape;
+  const std::int64_t n = xs[0], c = xs[1], h = xs[2], wd = xs[3], k = ws[0], cg = ws[1], r = ws[2], s = ws[3];
+  const std::int64_t kg = k / p.groups;
+  const std::int64_t ho = (h + 2 * p.pad_h - p.dilation_h * (r - 1) - 1) / p.stride_h + 1;
+  const std::int64_t wo = (wd + 2 * p.pad_w - p.dilation_w * (s - 1) - 1) / p.stride_w + 1;
+  HostArray y(TensorMeta{{n, k, ho, wo}, x.meta.dtype});
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t o = 0; o < k; ++o)
+      for (std::int64_t oh = 0; oh < ho; ++oh)
+        for (std::int64_t ow = 0; ow < wo; ++ow) {
+          double acc = b.at(o);
+          const std::int64_t group = o / kg;
+          for (std::int64_t ci = 0; ci < cg; ++ci)
+            for (std::int64_t ri = 0; ri < r; ++ri)
+              for (std::int64_t si = 0; si < s; ++si) {
+                const std::int64_t ih = oh * p.stride_h - p.pad_h + ri * p.dilation_h;
+                const std::int64_t iw = ow * p.stride_w - p.pad_w + si * p.dilation_w;
+                if (ih < 0 || ih >= h || iw < 0 || iw >= wd) continue;
+                acc += w.at(((o * cg + ci) * r + ri) * s + si) * x.at(((i * c + group * cg + ci) * h + ih) * wd + iw);
+              }
+          y.set(((i * k + o) * ho + oh) * wo + ow, acc);
+        }
+  return y;
+}
+
+struct ConvCase {
+  Shape x, w;
+  Conv2dParams p;
+};
+
+std::vector<ConvCase> conv_cases() {
+  auto params = [](int sh, int sw, int ph, int pw, int dh, int dw, int g) {
+    Conv2dParams p;
+    p.stride_h = sh; p.stride_w = sw; p.pad_h = ph; p.pad_w = pw; p.dilation_h = dh; p.dilation_w = dw; p.groups = g;
+    return p;
+  };
+  return {
+      {{2, 4, 6, 5}, {6, 2, 3, 3}, params(1, 1, 1, 1, 1, 1, 2)},  // two groups
+      {{1, 3, 7, 7}, {3, 1, 3, 3}, params(2, 1, 2, 1, 2, 1, 3)},  // depthwise, dilated, per-axis strides and pads
+      {{2, 2, 6, 6}, {4, 2, 2, 3}, params(1, 2, 0, 1, 2, 2, 1)},  // dilation without groups
+  };
+}
+
+TEST_CASE("conv2d with groups, dilation and per-axis strides matches direct loops") {
+  for (const auto& c : conv_cases()) {
+    CAPTURE(shape_string(c.x));
+    CAPTURE(c.p.groups);
+    Tape tape;
+    HostArray xs = random_array(c.x, 301), ws = random_array(c.w, 302), bs = random_array({c.w[0]}, 303);
+    HostArray y = eval(conv2d(tape.input("x", xs), tape.input("w", ws), tape.input("b", bs), c.p));
+    HostArray expected = direct_conv(xs, ws, bs, c.p);
+    REQUIRE(y.meta.shape == expected.meta.shape);
+    double worst = 0;
+    for (std::int64_t i = 0; i < y.numel(); ++i) worst = std::max(worst, std::abs(y.at(i) - expected.at(i)));
+    CHECK(worst < 1e-12);
+  }
+}
+
+TEST_CASE("conv2d with groups, dilation and per-axis strides matches finite differences") {
+  for (const auto& c : conv_cases()) {
+    CAPTURE(shape_string(c.x));
+    CAPTURE(c.p.groups);
+    auto r = gradcheck({random_array(c.x, 311), random_array(c.w, 312), random_array({c.w[0]}, 313)},
+                       [&](Tape&, const Params& p, const Params&) { return conv2d(p[0], p[1], p[2], c.p); });
+    CHECK(r.max_relative_error < 1e-6);
+  }
+}
+
+TEST_CASE("conv2d refuses groups that do not divide the channels, with both shapes in the message") {
+  Tape tape;
+  Value x = tape.placeholder("x", {{1, 4, 5, 5}, DType::f32});
+  Value w = tape.placeholder("w", {{6, 2, 3, 3}, DType::f32});
+  Conv2dParams p;
+  p.groups = 4;
+  CHECK(message_of([&] { conv2d(x, w, std::nullopt, p); }) ==
+        "[conv2d] groups=4 must divide the input channels and the output channels: x (1,4,5,5), weight (6,2,3,3)");
+  p.groups = 1;
+  CHECK(message_of([&] { conv2d(x, w, std::nullopt, p); }) == "[conv2d] input channels differ: x (1,4,5,5), weight (6,2,3,3)");
+}
+
+// ---- clamp ----
+
+TEST_CASE("clamp matches finite differences inside its bounds and passes no gradient outside or on them") {
+  HostArray x = random_array({3, 7}, 321, -2, 2);
+  for (std::int64_t i = 0; i < x.numel(); ++i)  // keep every value 0.05 away from the bounds -0.5 and 1
+    for (double bound : {-0.5, 1.0})
+      if (std::abs(x.at(i) - bound) < 0.05) x.set(i, bound + 0.1);
+  auto r = gradcheck({x}, [](Tape&, const Params& p, const Params&) { return clamp(p[0], -0.5, 1.0); });
+  CHECK(r.max_relative_error < 1e-6);
+
+  Tape tape;
+  Value v = tape.parameter("v", HostArray::from({5}, std::vector<double>{-1, -0.5, 0.25, 1, 3}));
+  Value loss = sum(clamp(v, -0.5, 1.0));
+  CpuBackend cpu;
+  Executor ex(tape, cpu);
+  StepResult step = grad(ex, loss);
+  HostArray g = cpu.download(step.gradients.at(v.id));
+  CHECK(g.to_doubles() == std::vector<double>{0, 0, 1, 0, 0});  // PyTorch's hardtanh: bounds pass nothing
+  CHECK(step.loss->at(0) == doctest::Approx(-0.5 - 0.5 + 0.25 + 1 + 1));
+}
+
+// ---- max pooling with ceil_mode ----
+
+TEST_CASE("max_pool2d with ceil_mode has PyTorch's output sizes and brute-force maxima") {
+  struct Case { std::int64_t h, w; int kernel, stride, pad; std::int64_t out_h, out_w; };
+  // Sizes from torch.nn.MaxPool2d(kernel, stride, pad, ceil_mode=True) on (1, 1, h, w).
+  for (const Case c : {Case{6, 7, 3, 2, 0, 3, 3}, Case{5, 5, 2, 2, 1, 3, 3}, Case{8, 9, 3, 2, 1, 5, 5}}) {
+    CAPTURE(c.h);
+    CAPTURE(c.w);
+    Pool2dParams p;
+    p.kernel_h = p.kernel_w = c.kernel;
+    p.stride_h = p.stride_w = c.stride;
+    p.pad_h = p.pad_w = c.pad;
+    p.ceil_mode = true;
+    Tape tape;
+    HostArray xs = random_array({1, 2, c.h, c.w}, 331);
+    HostArray y = eval(max_pool2d(tape.input("x", xs), p));
+    REQUIRE(y.meta.shape == Shape{1, 2, c.out_h, c.out_w});
+    for (std::int64_t ch = 0; ch < 2; ++ch)
+      for (std::int64_t oh = 0; oh < c.out_h; ++oh)
+        for (std::int64_t ow = 0; ow < c.out_w; ++ow) {
+          double best = -1e300;
+          for (std::int64_t ih = oh * c.stride - c.pad; ih < oh * c.stride - c.pad + c.kernel; ++ih)
+            for (std::int64_t iw = ow * c.stride - c.pad; iw < ow * c.stride - c.pad + c.kernel; ++iw)
+              if (ih >= 0 && ih < c.h && iw >= 0 && iw < c.w) best = std::max(best, xs.at((ch * c.h + ih) * c.w + iw));
+          CHECK(y.at((ch * c.out_h + oh) * c.out_w + ow) == best);
+        }
+    auto r = gradcheck({xs}, [&](Tape&, const Params& q, const Params&) { return max_pool2d(q[0], p); });
+    CHECK(r.max_relative_error < 1e-6);
+  }
+}
+
+// ---- ONNX files written with libonnx's protobuf classes ----
+
+class OnnxFile {
+ public:
+  OnnxFile() {
+    model_.set_ir_version(7);
+    model_.set_producer_name("remat tests");
+    model_.add_opset_import()->set_version(13);
+    graph_ = model_.mutable_graph();
+    graph_->set_name("test");
+  }
+  void input(const std::string& name, const Shape& shape, bool symbolic_batch = false) {
+    auto* in = graph_->add_input();
+    in->set_name(name);
+    auto* tt = in->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+      auto* d = tt->mutable_shape()->add_dim();
+      if (i == 0 && symbolic_batch) d->set_dim_param("batch");
+      else d->set_dim_value(shape[i]);
+    }
+  }
+  void output(const std::string& name, const Shape& shape) {
+    auto* out = graph_->add_output();
+    out->set_name(name);
+    auto* tt = out->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    for (auto d : shape) tt->mutable_shape()->add_dim()->set_dim_value(d);
+  }
+  void initializer(const std::string& name, const HostArray& values) {
+    auto* t = graph_->add_initializer();
+    fill(t, name, values);
+  }
+  void int_initializer(const std::string& name, const std::vector<std::int64_t>& values) {
+    auto* t = graph_->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::INT64);
+    t->add_dims(static_cast<std::int64_t>(values.size()));
+    for (auto v : values) t->add_int64_data(v);
+  }
+  onnx::NodeProto* node(const std::string& op, std::vector<std::string> inputs, std::vector<std::string> outputs,
+                        const std::string& name) {
+    auto* n = graph_->add_node();
+    n->set_op_type(op);
+    n->set_name(name);
+    for (auto& i : inputs) n->add_input(i);
+    for (auto& o : outputs) n->add_output(o);
+    return n;
+  }
+  static void ints(onnx::NodeProto* n, const std::string& name, std::vector<std::int64_t> values) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INTS);
+    for (auto v : values) a->add_ints(v);
+  }
+  static void integer(onnx::NodeProto* n, const std::string& name, std::int64_t value) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(value);
+  }
+  static void floating(onnx::NodeProto* n, const std::string& name, float value) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::FLOAT);
+    a->set_f(value);
+  }
+  static void text(onnx::NodeProto* n, const std::string& name, const std::string& value) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::STRING);
+    a->set_s(value);
+  }
+  static void tensor(onnx::NodeProto* n, const std::string& name, const HostArray& values) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::TENSOR);
+    fill(a->mutable_t(), "", values);
+  }
+  std::string save(const std::filesystem::path& path) const {
+    std::ofstream f(path, std::ios::binary);
+    REQUIRE(model_.SerializeToOstream(&f));
+    return path.string();
+  }
+
+ private:
+  static void fill(onnx::TensorProto* t, const std::string& name, const HostArray& values) {
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    for (auto d : values.meta.shape) t->add_dims(d);
+    for (std::int64_t i = 0; i < values.numel(); ++i) t->add_float_data(static_cast<float>(values.at(i)));
+  }
+  onnx::ModelProto model_;
+  onnx::GraphProto* graph_;
+};
+
+HostArray f32(const HostArray& a) {
+  HostArray out(TensorMeta{a.meta.shape, DType::f32});
+  for (std::int64_t i = 0; i < a.numel(); ++i) out.set(i, a.at(i));
+  return out;
+}
+
+// The network every loader test shares: x (2, 3, 6, 6) -> Pad 1 -> Conv 4x3x3x3 (+bias) ->
+// BatchNormalization (training, momentum 0.9) -> Clip [0, 6] -> MaxPool 2 -> GlobalAveragePool
+// -> Reshape to (N, -1) by a folded Shape/Gather/Unsqueeze/Concat subgraph -> Gemm (transB).
+struct SmallCnn {
+  HostArray conv_w = f32(random_array({4, 3, 3, 3}, 401)), conv_b = f32(random_array({4}, 402));
+  HostArray gamma = f32(random_array({4}, 403, 0.5, 1.5)), beta = f32(random_array({4}, 404));
+  HostArray mean = f32(random_array({4}, 405)), var = f32(random_array({4}, 406, 0.5, 2));
+  HostArray fc_w = f32(random_array({5, 4}, 407)), fc_b = f32(random_array({5}, 408));
+
+  OnnxFile file() const {
+    OnnxFile f;
+    f.input("image", {2, 3, 6, 6});
+    f.output("logits", {2, 5});
+    f.initializer("conv.weight", conv_w);
+    f.initializer("conv.bias", conv_b);
+    f.initializer("bn.weight", gamma);
+    f.initializer("bn.bias", beta);
+    f.initializer("bn.running_mean", mean);
+    f.initializer("bn.running_var", var);
+    f.initializer("fc.weight", fc_w);
+    f.initializer("fc.bias", fc_b);
+    f.int_initializer("pads", {0, 0, 1, 1, 0, 0, 1, 1});
+    f.int_initializer("minus_one", {-1});
+    f.int_initializer("zero_index", {0});
+    f.node("Pad", {"image", "pads"}, {"padded"}, "pad0");
+    f.node("Conv", {"padded", "conv.weight", "conv.bias"}, {"c"}, "conv1");
+    auto* bn = f.node("BatchNormalization", {"c", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"},
+                      {"b", "bn_mean_out", "bn_var_out", "bn_saved_mean", "bn_saved_var"}, "bn1");
+    OnnxFile::floating(bn, "momentum", 0.9f);
+    OnnxFile::floating(bn, "epsilon", 1e-5f);
+    auto* lo = f.node("Constant", {}, {"lo"}, "c_lo");
+    OnnxFile::tensor(lo, "value", HostArray::from({}, std::vector<float>{0}));
+    auto* hi = f.node("Constant", {}, {"hi"}, "c_hi");
+    OnnxFile::tensor(hi, "value", HostArray::from({}, std::vector<float>{6}));
+    f.node("Clip", {"b", "lo", "hi"}, {"r"}, "relu6");
+    auto* pool = f.node("MaxPool", {"r"}, {"p"}, "pool1");
+    OnnxFile::ints(pool, "kernel_shape", {2, 2});
+    OnnxFile::ints(pool, "strides", {2, 2});
+    f.node("GlobalAveragePool", {"p"}, {"g"}, "gap");
+    f.node("Shape", {"g"}, {"shape"}, "shape");
+    auto* gather = f.node("Gather", {"shape", "zero_index"}, {"batch"}, "gather");
+    OnnxFile::integer(gather, "axis", 0);
+    auto* cat = f.node("Concat", {"batch", "minus_one"}, {"flat_shape"}, "cat");
+    OnnxFile::integer(cat, "axis", 0);
+    f.node("Reshape", {"g", "flat_shape"}, {"flat"}, "flatten");
+    auto* gemm = f.node("Gemm", {"flat", "fc.weight", "fc.bias"}, {"logits"}, "fc");
+    OnnxFile::integer(gemm, "transB", 1);
+    return f;
+  }
+};
+
+TEST_CASE("an imported ONNX CNN equals the same network recorded with remat's ops, bit for bit") {
+  ScratchDir dir;
+  SmallCnn net;
+  const std::string path = net.file().save(dir.path / "small.onnx");
+  OnnxModel imported = load_onnx(path);
+  Model& m = imported.model;
+
+  std::vector<std::string> names;
+  for (const auto& [id, name] : imported.parameter_names) names.push_back(name);
+  CHECK(names == std::vector<std::string>{"conv.weight", "conv.bias", "bn.weight", "bn.bias", "fc.weight", "fc.bias"});
+  REQUIRE(imported.input_names.size() == 2);
+  CHECK(imported.input_names[0].second == "image");
+  CHECK(imported.input_names[1].second == "labels");
+  CHECK(imported.output.shape() == Shape{2, 5});
+
+  Tape hand;
+  Value x = hand.placeholder("image", {{2, 3, 6, 6}, DType::f32});
+  Value labels = hand.placeholder("labels", {{2}, DType::i32});
+  // In the order of the initializers' first use, as parameter_names lists them.
+  const std::vector<Value> hand_params{hand.parameter("w", net.conv_w),  hand.parameter("b", net.conv_b),
+                                       hand.parameter("g", net.gamma),   hand.parameter("be", net.beta),
+                                       hand.parameter("fw", net.fc_w),   hand.parameter("fb", net.fc_b)};
+  Value h = conv2d(x, hand_params[0], hand_params[1], 1, 1);
+  h = batchnorm(h, hand_params[2], hand_params[3], 1.0 - 0.9f, 1e-5f, BatchNormRunning{net.mean, net.var});
+  h = mean(max_pool2d(clamp(h, 0, 6), 2), {2, 3}, true);
+  Value logits = linear(reshape(h, {2, 4}), hand_params[4], hand_params[5]);
+  Value loss = cross_entropy(logits, labels);
+
+  Bindings data = m.batch(0);
+  Bindings hand_data{{x.id, data.at(imported.input_names[0].first)}, {labels.id, data.at(imported.input_names[1].first)}};
+  CpuBackend cpu;
+  Executor ex_onnx(*m.tape, cpu), ex_hand(hand, cpu);
+  StepResult a = grad(ex_onnx, m.loss, data);
+  StepResult b = grad(ex_hand, loss, hand_data);
+  CHECK(a.loss->bytes == b.loss->bytes);
+  REQUIRE(hand_params.size() == imported.parameter_names.size());
+  for (std::size_t i = 0; i < hand_params.size(); ++i) {
+    CAPTURE(imported.parameter_names[i].second);
+    HostArray ga = cpu.download(a.gradients.at(imported.parameter_names[i].first));
+    HostArray gb = cpu.download(b.gradients.at(hand_params[i].id));
+    CHECK(ga.bytes == gb.bytes);
+  }
+  // Running statistics: initialised from the initializers, updated with ONNX's momentum 0.9.
+  int onnx_bn = -1, hand_bn = -1;
+  for (const auto& n : m.tape->nodes())
+    if (n.op && n.op->name() == "batchnorm") onnx_bn = n.id;
+  for (const auto& n : hand.nodes())
+    if (n.op && n.op->name() == "batchnorm") hand_bn = n.id;
+  REQUIRE(onnx_bn >= 0);
+  CHECK(cpu.download(ex_onnx.state(onnx_bn)[0]).bytes == cpu.download(ex_hand.state(hand_bn)[0]).bytes);
+  CHECK(cpu.download(ex_onnx.state(onnx_bn)[1]).bytes == cpu.download(ex_hand.state(hand_bn)[1]).bytes);
+  CHECK(cpu.download(ex_onnx.state(onnx_bn)[0]).bytes != net.mean.bytes);  // it did move
+}
+
+TEST_CASE("ONNX import refuses what it does not support, naming the node, op type and attribute") {
+  ScratchDir dir;
+  auto load_error = [&](const OnnxFile& f) {
+    const std::string path = f.save(dir.path / "bad.onnx");
+    return message_of([&] { load_onnx(path); });
+  };
+  auto conv_file = [](auto&& decorate) {
+    OnnxFile f;
+    f.input("x", {1, 2, 5, 5});
+    f.output("y", {1, 2, 3, 3});
+    f.initializer("w", f32(random_array({2, 2, 3, 3}, 411)));
+    decorate(f, f.node("Conv", {"x", "w"}, {"y"}, "conv1"));
+    return f;
+  };
+  CHECK(load_error(conv_file([](OnnxFile&, onnx::NodeProto* n) { OnnxFile::text(n, "auto_pad", "SAME_UPPER"); })) ==
+        "[onnx] node 'conv1' (Conv): attribute 'auto_pad'=SAME_UPPER is not supported (export with explicit pads)");
+  CHECK(load_error(conv_file([](OnnxFile&, onnx::NodeProto* n) { OnnxFile::ints(n, "pads", {0, 0, 1, 1}); })) ==
+        "[onnx] node 'conv1' (Conv): attribute 'pads'=[0, 0, 1, 1] is asymmetric, which is not supported (begin and "
+        "end padding must agree per axis)");
+  CHECK(load_error(conv_file([](OnnxFile&, onnx::NodeProto* n) { OnnxFile::integer(n, "group", 2); })).find(
+            "[onnx] node 'conv1' (Conv): [conv2d] input channels differ") == 0);
+
+  OnnxFile hardmax;
+  hardmax.input("x", {2, 3});
+  hardmax.output("y", {2, 3});
+  hardmax.node("Hardmax", {"x"}, {"y"}, "h");
+  CHECK(load_error(hardmax) == "[onnx] node 'h' (Hardmax): operator Hardmax is not supported");
+
+  OnnxFile symbolic;
+  symbolic.input("x", {2, 3}, true);
+  symbolic.output("y", {2, 3});
+  symbolic.node("Relu", {"x"}, {"y"}, "r");
+  CHECK(load_error(symbolic) == "[onnx] graph input 'x' has a symbolic dimension 'batch': export with static shapes");
+
+  OnnxFile inference;  // one output: inference-mode batch norm
+  inference.input("x", {2, 3});
+  inference.output("y", {2, 3});
+  for (const char* name : {"s", "b", "m", "v"}) inference.initializer(name, f32(random_array({3}, 412, 0.5, 1)));
+  inference.node("BatchNormalization", {"x", "s", "b", "m", "v"}, {"y"}, "bn");
+  CHECK(load_error(inference).find("[onnx] node 'bn' (BatchNormalization): inference-mode batch normalisation is "
+                                   "not supported") == 0);
+
+  OnnxFile pad_relu;  // a Pad that no Conv or pool absorbs
+  pad_relu.input("x", {1, 1, 3, 3});
+  pad_relu.output("y", {1, 1, 5, 5});
+  pad_relu.int_initializer("pads", {0, 0, 1, 1, 0, 0, 1, 1});
+  pad_relu.node("Pad", {"x", "pads"}, {"p"}, "pad");
+  pad_relu.node("Relu", {"p"}, {"y"}, "relu");
+  CHECK(load_error(pad_relu) == "[onnx] node 'relu' (Relu): reads the output of node 'pad' (Pad), which is supported "
+                                "only in front of Conv, MaxPool or AveragePool (it is folded into their padding)");
+
+  OnnxFile pool_dilated;
+  pool_dilated.input("x", {1, 1, 6, 6});
+  pool_dilated.output("y", {1, 1, 4, 4});
+  auto* pool = pool_dilated.node("MaxPool", {"x"}, {"y"}, "mp");
+  OnnxFile::ints(pool, "kernel_shape", {2, 2});
+  OnnxFile::ints(pool, "dilations", {2, 2});
+  CHECK(load_error(pool_dilated) == "[onnx] node 'mp' (MaxPool): attribute 'dilations' other than 1 is not supported");
+
+  OnnxFile unknown_attr;
+  unknown_attr.input("x", {1, 1, 6, 6});
+  unknown_attr.output("y", {1, 36});
+  auto* gap = unknown_attr.node("Flatten", {"x"}, {"y"}, "fl");
+  OnnxFile::integer(gap, "axis", 1);
+  OnnxFile::integer(gap, "extra", 1);  // not in Flatten's schema: the checker refuses it first
+  CHECK(load_error(unknown_attr).find("[onnx] ") == 0);
+
+  CHECK(message_of([&] { load_onnx((dir.path / "missing.onnx").string()); }) ==
+        "[onnx] cannot open '" + (dir.path / "missing.onnx").string() + "'");
+  std::ofstream(dir.path / "garbage.onnx") << "not a protobuf \xff\xff\xff";
+  CHECK(message_of([&] { load_onnx((dir.path / "garbage.onnx").string()); }).find("[onnx] ") == 0);
+  OnnxFile fine = SmallCnn{}.file();
+  const std::string path = fine.save(dir.path / "fine.onnx");
+  CHECK(message_of([&] { load_onnx(path, {"hinge"}); }) == "[onnx] unknown loss 'hinge' (known: auto, cross-entropy, mse, sum)");
+}
+
+#ifdef REMAT_HAVE_CLI
+void write_npy(const std::filesystem::path& path, const HostArray& a) {
+  std::vector<std::size_t> shape(a.meta.shape.begin(), a.meta.shape.end());
+  if (a.meta.dtype == DType::i32)
+    xt::dump_npy(path.string(), xt::adapt(a.data<std::int32_t>(), static_cast<std::size_t>(a.numel()), xt::no_ownership(), shape));
+  else
+    xt::dump_npy(path.string(), xt::adapt(a.data<float>(), static_cast<std::size_t>(a.numel()), xt::no_ownership(), shape));
+}
+
+TEST_CASE("remat run --onnx binds .npy inputs and writes each gradient as <initializer>.npy") {
+  using testing::cli;
+  ScratchDir dir;
+  const std::string model = SmallCnn{}.file().save(dir.path / "small.onnx");
+  HostArray x = f32(random_array({2, 3, 6, 6}, 421));
+  HostArray labels = HostArray::from({2}, std::vector<std::int32_t>{4, 1});
+  write_npy(dir.path / "x.npy", x);
+  write_npy(dir.path / "y.npy", labels);
+  std::filesystem::create_directories(dir.path / "grads");
+  const std::string inputs = "image=" + (dir.path / "x.npy").string() + ",labels=" + (dir.path / "y.npy").string();
+  auto r = cli({"run", "--onnx", model, "--strategy", "sqrt", "--repeat", "1", "--inputs", inputs, "--save-grads",
+                (dir.path / "grads").string(), "--json"});
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+
+  // The oracle: store-all gradients of the same file and batch, through the library.
+  OnnxModel imported = load_onnx(model);
+  Bindings data = bind_npy_inputs(imported, inputs, imported.model.batch(0));
+  CHECK(data.at(imported.input_names[0].first).bytes == x.bytes);
+  CpuBackend cpu;
+  Executor ex(*imported.model.tape, cpu);
+  StepResult step = grad(ex, imported.model.loss, data);
+  CHECK(nlohmann::json::parse(r.out)["loss"].get<double>() == step.loss->at(0));
+  for (const auto& [id, name] : imported.parameter_names) {
+    CAPTURE(name);
+    const auto file = dir.path / "grads" / (name + ".npy");
+    REQUIRE(std::filesystem::exists(file));
+    auto saved = xt::load_npy<float>(file.string());
+    HostArray expected = cpu.download(step.gradients.at(id));
+    REQUIRE(saved.size() == static_cast<std::size_t>(expected.numel()));
+    CHECK(std::memcmp(saved.data(), expected.bytes.data(), expected.bytes.size()) == 0);  // sqrt == store-all, bitwise
+  }
+
+  auto wrong_shape = cli({"run", "--onnx", model, "--strategy", "store-all", "--inputs", "image=" + (dir.path / "y.npy").string()});
+  CHECK(wrong_shape.code == 2);
+  CHECK(wrong_shape.err.find("[onnx] --inputs image=") == 0);
+  auto unknown = cli({"run", "--onnx", model, "--strategy", "store-all", "--inputs", "pixels=" + (dir.path / "x.npy").string()});
+  CHECK(unknown.err == "[onnx] --inputs: 'pixels' is not an input of the model (its inputs: image, labels)\n");
+  auto no_onnx = cli({"run", "--model", "mlp:layers=2,width=4,batch=2", "--strategy", "store-all", "--save-grads", dir.path.string()});
+  CHECK(no_onnx.err == "[run] --save-grads needs --onnx (files are named after the ONNX initializers)\n");
+  auto both = cli({"plan", "--onnx", model, "--model", "mlp", "--strategy", "sqrt"});
+  CHECK(both.err == "[plan] give exactly one of --chain, --model, --onnx or --graph\n");
+  auto mse = cli({"plan", "--onnx", model, "--loss", "mse", "--strategy", "revolve", "--json"});
+  CHECK(mse.code == 0);
+  auto explain = cli({"explain", "--onnx", model, "--strategy", "sqrt", "--format", "json"});
+  CHECK(explain.code == 0);
+}
+
+TEST_CASE("remat compare --onnx: every strategy's gradients bitwise equal store-all's, peaks as planned") {
+  using testing::cli;
+  ScratchDir dir;
+  const std::string model = SmallCnn{}.file().save(dir.path / "small.onnx");
+  auto r = cli({"compare", "--onnx", model, "--repeat", "1", "--json"});
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  auto rows = nlohmann::json::parse(r.out)["rows"];
+  CHECK(rows.size() >= 5);
+  for (const auto& row : rows) {
+    CAPTURE(row.dump());
+    CHECK(row["grads_bitwise_equal"] == true);
+    CHECK(row["peak_bytes_measured"] == row["peak_bytes_predicted"]);
+  }
+}
+#endif
+
+}  // namespace
+}  // namespace remat
