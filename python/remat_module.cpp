@@ -463,7 +463,7 @@ PYBIND11_MODULE(_remat, mod) {
             return out;
           },
           "{parameter name: numpy array}: the initial values (copies), in recording order.")
-      .def(
+      .def_property_readonly(
           "placeholders",
           [](const PyModel& m) {
             std::vector<std::string> names;
