@@ -351,3 +351,35 @@ def test_random_op_sequences_raise_or_record(zoo):
             step = remat.run(tape, remat.plan(tape, remat.make_strategy("greedy"), budget=None))
             assert step.peak_bytes == step.predicted_peak_bytes
     assert recorded > 50 and raised > 50
+
+
+def test_stubs_name_every_export():
+    """The .pyi stubs (editors' completion) name every export, op and public method."""
+    import ast
+    import pathlib
+
+    package = pathlib.Path(__file__).resolve().parents[2] / "python" / "remat"
+
+    def stub_names(path):
+        names, classes = set(), {}
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            if isinstance(node, ast.ClassDef):
+                classes[node.name] = {n.name for n in node.body if isinstance(n, ast.FunctionDef)} | {
+                    n.target.id for n in node.body if isinstance(n, ast.AnnAssign)}
+            if isinstance(node, ast.ImportFrom):
+                names.update(alias.asname or alias.name for alias in node.names)
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names.update(t.id for t in targets if isinstance(t, ast.Name))
+        return names, classes
+
+    top, classes = stub_names(package / "__init__.pyi")
+    op_stubs, _ = stub_names(package / "ops.pyi")
+    assert set(remat.__all__) <= top, set(remat.__all__) - top
+    assert set(remat.OP_NAMES) == op_stubs - {"Value", "Axes", "List", "Optional", "Sequence", "Union"}
+    for cls in ["Tape", "Value", "Chain", "ChainPlan", "Executor", "StepResult", "Model"]:
+        public = {n for n in dir(getattr(remat, cls)) if not n.startswith("_")}
+        inherited = classes.get("Model", set()) if cls == "Tape" else set()
+        assert public <= classes[cls] | inherited, (cls, public - classes[cls] - inherited)
