@@ -9,7 +9,8 @@
 //     1/5 and 1/3 of store-all's peak: planned and measured overhead side by side
 //     (promises checked on every plan; measured = median of interleaved ratios).
 // Medians over repeats; ratios are measured in the same run.
-// Usage: strategy_bench [--quick | --greedy]   (--greedy: only the budget-greedy section)
+// Usage: strategy_bench [--quick | --greedy | --revolve]   (--greedy: only the budget-greedy
+// section; --revolve: only Revolve against ADOL-C)
 #include "models/models.hpp"
 #include "strategies/budget_greedy.hpp"
 #include "strategies/stage_schedules.hpp"
@@ -109,6 +110,62 @@ void greedy_at_scale(bool quick) {
   }
 }
 
+// Revolve planning against ADOL-C's revolve() on the same (n, s), interleaved: remat
+// plans the chain (plan_chain: the figures, by one evaluation per distinct task on a
+// chain of alike stages, no schedule materialised) and materialises the schedule
+// (revolve_schedule: every one of the ~9.8 million actions written); ADOL-C walks its
+// action sequence (one call per action, an advance covering many steps), which is all
+// its planning is.
+void revolve_against_adolc(bool quick) {
+  fmt::print("\n## Revolve planning, n = 10^6 stages, s = 20 slots\n\n");
+  const int n = quick ? 100000 : 1000000, slots = 20;
+  const Chain c = Chain::uniform(n);
+  StrategyOptions o;
+  o.slots = slots;
+  auto remat_revolve = make_strategy("revolve", o);
+  std::vector<double> ours, materialised, theirs;
+  std::int64_t our_advances = 0, materialised_advances = 0, their_advances = -1;
+  for (int round = 0; round < (quick ? 3 : 11); ++round) {
+    auto t0 = Clock::now();
+    StagePlan p = remat_revolve->plan_chain(c, Budget{});
+    ours.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    our_advances = p.stats.recomputed_steps;
+    {
+      auto t2 = Clock::now();
+      const Schedule s = revolve_schedule(c, slots);
+      materialised.push_back(std::chrono::duration<double>(Clock::now() - t2).count());
+      materialised_advances = static_cast<std::int64_t>(
+          std::count_if(s.actions.begin(), s.actions.end(), [](const StageAction& a) {
+            return a.kind == StageActionKind::forward_none || a.kind == StageActionKind::forward_checkpoint;
+          }));
+    }
+#ifdef REMAT_HAVE_ADOLC
+    int check = -1, capo = 0, fine = n, info = 0;
+    std::int64_t advances = 0;
+    auto t1 = Clock::now();
+    while (true) {
+      const int before = capo;
+      const revolve_action a = ::revolve(&check, &capo, &fine, slots, &info);
+      if (a == revolve_advance) advances += capo - before;
+      if (a == revolve_terminate || a == revolve_error) break;
+    }
+    theirs.push_back(std::chrono::duration<double>(Clock::now() - t1).count());
+    their_advances = advances;
+#endif
+  }
+  fmt::print("| planner | n | s | ms (median) | untaped advances |\n|---|---:|---:|---:|---:|\n");
+  fmt::print("| remat revolve (plan_chain) | {} | {} | {:.2f} | {} |\n", n, slots, median(ours) * 1e3, our_advances);
+  fmt::print("| remat revolve_schedule (every action materialised) | {} | {} | {:.2f} | {} |\n", n, slots,
+             median(materialised) * 1e3, materialised_advances);
+  if (!theirs.empty())
+    fmt::print("| ADOL-C 2.7 revolve() walk | {} | {} | {:.2f} | {} |\n\nratio remat / ADOL-C: {:.2f} (plan_chain), "
+               "{:.2f} (materialised)\n",
+               n, slots, median(theirs) * 1e3, their_advances, median(ours) / median(theirs),
+               median(materialised) / median(theirs));
+  else
+    fmt::print("\n(ADOL-C is not installed: libadolc-dev adds its column)\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -116,6 +173,11 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "--greedy") == 0) {  // the budget-greedy section alone
     fmt::print("remat strategy_bench --greedy (medians)\n");
     greedy_at_scale(false);
+    return 0;
+  }
+  if (argc > 1 && std::strcmp(argv[1], "--revolve") == 0) {  // the Revolve against ADOL-C section alone
+    fmt::print("remat strategy_bench --revolve (medians)\n");
+    revolve_against_adolc(false);
     return 0;
   }
   set_cpu_threads(2);
@@ -131,46 +193,7 @@ int main(int argc, char** argv) {
     double t = time_median(quick ? 1 : 3, [&] { s = revolve_schedule(c, 20); });
     fmt::print("| revolve | uniform | {} | s=20 | {:.1f} | {} |\n", n, t * 1e3, revolve_recomputations(n, 20));
   }
-  // Revolve planning against ADOL-C's revolve() on the same (n, s), interleaved: remat
-  // plans the chain file (plan_chain: figures from the recursion, no schedule
-  // materialised); ADOL-C walks its action sequence (one call per action, an advance
-  // covering many steps), which is all its planning is.
-  fmt::print("\n## Revolve planning, n = 10^6 stages, s = 20 slots\n\n");
-  {
-    const int n = quick ? 100000 : 1000000, slots = 20;
-    const Chain c = Chain::uniform(n);
-    StrategyOptions o;
-    o.slots = slots;
-    auto remat_revolve = make_strategy("revolve", o);
-    std::vector<double> ours, theirs;
-    std::int64_t our_advances = 0, their_advances = -1;
-    for (int round = 0; round < (quick ? 3 : 11); ++round) {
-      auto t0 = Clock::now();
-      StagePlan p = remat_revolve->plan_chain(c, Budget{});
-      ours.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-      our_advances = p.stats.recomputed_steps;
-#ifdef REMAT_HAVE_ADOLC
-      int check = -1, capo = 0, fine = n, info = 0;
-      std::int64_t advances = 0;
-      auto t1 = Clock::now();
-      while (true) {
-        const int before = capo;
-        const revolve_action a = ::revolve(&check, &capo, &fine, slots, &info);
-        if (a == revolve_advance) advances += capo - before;
-        if (a == revolve_terminate || a == revolve_error) break;
-      }
-      theirs.push_back(std::chrono::duration<double>(Clock::now() - t1).count());
-      their_advances = advances;
-#endif
-    }
-    fmt::print("| planner | n | s | ms (median) | untaped advances |\n|---|---:|---:|---:|---:|\n");
-    fmt::print("| remat revolve (plan_chain) | {} | {} | {:.2f} | {} |\n", n, slots, median(ours) * 1e3, our_advances);
-    if (!theirs.empty())
-      fmt::print("| ADOL-C 2.7 revolve() walk | {} | {} | {:.2f} | {} |\n\nratio remat / ADOL-C: {:.2f}\n", n, slots,
-                 median(theirs) * 1e3, their_advances, median(ours) / median(theirs));
-    else
-      fmt::print("\n(ADOL-C is not installed: libadolc-dev adds its column)\n");
-  }
+  revolve_against_adolc(quick);
 
   std::vector<int> dp_sizes{25, 50, 100, 200};
   if (quick) dp_sizes = {25, 50};

@@ -27,6 +27,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <unordered_map>
 
 namespace remat {
 
@@ -56,6 +58,42 @@ std::int64_t repetition_number(std::int64_t n, std::int64_t s) {
 void check_ns(const char* what, std::int64_t n, std::int64_t s) {
   if (n < 1 || s < 1) throw Error(fmt::format("[revolve] {}: n = {} steps and s = {} slots must both be >= 1", what, n, s));
 }
+
+// beta(s, r) for 2 <= s <= max_s and r = 0.. until beta reaches max_n, all rows in one
+// flat array (row s at begin_[s]..begin_[s + 1]): revolve_split in a binary search and
+// two lookups instead of a loop of exact binomials per call.
+class BetaTable {
+ public:
+  BetaTable(std::int64_t max_n, std::int64_t max_s) : begin_(static_cast<std::size_t>(std::max<std::int64_t>(max_s, 1)) + 2, 0) {
+    for (std::int64_t s = 2; s <= max_s; ++s) {
+      for (std::int64_t r = 0;; ++r) {
+        values_.push_back(revolve_beta(s, r));
+        if (values_.back() >= max_n) break;
+      }
+      begin_[static_cast<std::size_t>(s) + 1] = values_.size();
+    }
+    for (std::size_t s = 3; s < begin_.size(); ++s) begin_[s] = std::max(begin_[s], begin_[s - 1]);
+  }
+  // beta(s, r), r >= -1 (0 for r = -1; saturated past the table, never read there).
+  std::int64_t beta(std::int64_t s, std::int64_t r) const {
+    if (r < 0) return 0;
+    if (s == 1) return r + 1;  // C(1 + r, 1)
+    const std::size_t first = begin_[static_cast<std::size_t>(s)], size = begin_[static_cast<std::size_t>(s) + 1] - first;
+    return r < static_cast<std::int64_t>(size) ? values_[first + static_cast<std::size_t>(r)] : saturation;
+  }
+  // revolve_split(n, s) for 2 <= n <= max_n, 2 <= s <= max_s.
+  std::int64_t split(std::int64_t n, std::int64_t s) const {
+    const auto row = values_.begin() + static_cast<std::ptrdiff_t>(begin_[static_cast<std::size_t>(s)]);
+    const auto row_end = values_.begin() + static_cast<std::ptrdiff_t>(begin_[static_cast<std::size_t>(s) + 1]);
+    const std::int64_t r = std::lower_bound(row, row_end, n) - row;  // beta(s, r-1) < n <= beta(s, r)
+    const std::int64_t lower = r >= 2 ? row[r - 2] : 0;
+    return std::max({lower, n - beta(s - 1, r), std::int64_t{1}});
+  }
+
+ private:
+  std::vector<std::size_t> begin_;  // row s starts at begin_[s]; begin_[s + 1] ends it
+  std::vector<std::int64_t> values_;
+};
 
 }  // namespace
 
@@ -117,74 +155,51 @@ Schedule revolve_schedule(const Chain& chain, int slots) {
     throw Error(fmt::format("[revolve] {} stages with {} slots need {} stage actions (at most 2^27 are materialised); "
                             "use more slots",
                             L, slots, total));
+  // Written in place into the exact number of actions (total), by the same recursion as
+  // revolve_split with its binomials from one table; tests/revolve_tests.cpp compares the
+  // sequence with a plain transcription of the recursion.
   Schedule schedule;
-  auto& out = schedule.actions;
-  out.reserve(static_cast<std::size_t>(total));
-  auto advance = [&](int a, std::int64_t steps) {  // from the stored x(a) to x(a+steps), keeping x(a)
-    out.push_back({StageActionKind::forward_checkpoint, a});
-    for (std::int64_t k = 1; k < steps; ++k) out.push_back({StageActionKind::forward_none, static_cast<int>(a + k)});
+  schedule.actions.resize(static_cast<std::size_t>(total));
+  StageAction* out = schedule.actions.data();
+  auto advance = [&](int a, int steps) {  // from the stored x(a) to x(a+steps), keeping x(a)
+    *out++ = {StageActionKind::forward_checkpoint, a};
+    for (int j = a + 1; j < a + steps; ++j) *out++ = {StageActionKind::forward_none, j};
   };
   auto turn = [&](int a) {  // reverse step a from x(a)
-    out.push_back({StageActionKind::forward_taped, a});
-    if (a == L - 1) out.push_back({StageActionKind::backward, L});
-    out.push_back({StageActionKind::backward, a});
+    *out++ = {StageActionKind::forward_taped, a};
+    if (a == L - 1) *out++ = {StageActionKind::backward, L};
+    *out++ = {StageActionKind::backward, a};
   };
-  struct Task { int a; std::int64_t n, s; };
-  std::vector<Task> stack{{0, L, std::min<std::int64_t>(slots, L)}};  // s > L slots behave as s = L
+  struct Task { int a, n, s; };
+  const int s0 = std::min(slots, L);  // s > L slots behave as s = L
+  const BetaTable betas(L, s0);
+  std::vector<Task> stack{{0, L, s0}};
+  stack.reserve(static_cast<std::size_t>(s0) + 64);
   while (!stack.empty()) {
     const Task t = stack.back();
     stack.pop_back();
     if (t.n == 1) {
       turn(t.a);
     } else if (t.s == 1) {
-      for (std::int64_t k = t.n - 1; k >= 1; --k) {
+      for (int k = t.n - 1; k >= 1; --k) {
         advance(t.a, k);
-        turn(static_cast<int>(t.a + k));
+        turn(t.a + k);
       }
       turn(t.a);
     } else {
-      const std::int64_t i = revolve_split(t.n, t.s);
+      const int i = static_cast<int>(betas.split(t.n, t.s));
       advance(t.a, i);
-      stack.push_back({t.a, i, t.s});                                     // the first i steps, later
-      stack.push_back({static_cast<int>(t.a + i), t.n - i, t.s - 1});     // the last n-i steps, now
+      stack.push_back({t.a, i, t.s});                  // the first i steps, later
+      stack.push_back({t.a + i, t.n - i, t.s - 1});    // the last n-i steps, now
     }
   }
+  if (out != schedule.actions.data() + schedule.actions.size())
+    throw Error(fmt::format("[revolve] internal: {} stages with {} slots emitted {} actions, expected {}", L, slots,
+                            out - schedule.actions.data(), total));
   return schedule;
 }
 
 namespace {
-
-// beta(s, r) for 1 <= s <= max_s and r = 0.. until beta passes max_n: revolve_split in
-// a binary search and two lookups instead of a loop of exact binomials per call.
-class BetaTable {
- public:
-  BetaTable(std::int64_t max_n, std::int64_t max_s) : rows_(static_cast<std::size_t>(max_s) + 1) {
-    for (std::int64_t s = 2; s <= max_s; ++s) {
-      auto& row = rows_[static_cast<std::size_t>(s)];
-      for (std::int64_t r = 0;; ++r) {
-        row.push_back(revolve_beta(s, r));
-        if (row.back() >= max_n) break;
-      }
-    }
-  }
-  // beta(s, r), r >= -1 (0 for r = -1; saturated past the table, never read there).
-  std::int64_t beta(std::int64_t s, std::int64_t r) const {
-    if (r < 0) return 0;
-    if (s == 1) return r + 1;  // C(1 + r, 1)
-    const auto& row = rows_[static_cast<std::size_t>(s)];
-    return r < static_cast<std::int64_t>(row.size()) ? row[static_cast<std::size_t>(r)] : saturation;
-  }
-  // revolve_split(n, s) for 2 <= n <= max_n, 2 <= s <= max_s.
-  std::int64_t split(std::int64_t n, std::int64_t s) const {
-    const auto& row = rows_[static_cast<std::size_t>(s)];
-    const std::int64_t r = std::lower_bound(row.begin(), row.end(), n) - row.begin();  // beta(s, r-1) < n <= beta(s, r)
-    const std::int64_t lower = r >= 2 ? row[static_cast<std::size_t>(r - 2)] : 0;
-    return std::max({lower, n - beta(s - 1, r), std::int64_t{1}});
-  }
-
- private:
-  std::vector<std::vector<std::int64_t>> rows_;
-};
 
 // The largest of v[lo..hi] (inclusive) in O(1) after an O(n log n) build, or O(1) when
 // every value is the same (a uniform chain needs no table).
@@ -225,6 +240,146 @@ class RangeMax {
 
 namespace {
 
+// The walk below on a chain whose stages are alike: cw, btmp, ftmp and fw equal on
+// stages 0..L-1, cbw on 1..L-1, forward_drop_peak on 1..L-2 (stage L, the loss, and
+// cw[L], cbw[L], btmp[L] may differ: only the turn of stage L-1 reads them). There a
+// task's figures relative to the memory it starts from depend only on (n, s, whether
+// it holds stage L-1), and the recursion meets few distinct tasks (188 for n = 10^6,
+// s = 20), so each is evaluated once. The walk's own arithmetic, piece by piece:
+// peaks are the transients the walk takes its maximum over, never the states between.
+template <class Wide>
+class UniformRevolve {
+ public:
+  struct Piece {
+    std::int64_t forward_steps = 0;
+    Wide peak = -(Wide{1} << 62);  // the largest transient, relative to the starting memory
+    Wide delta = 0;                // memory after, relative to the starting memory
+  };
+
+  static bool applies(const Chain& c) {
+    const int L = c.length();
+    auto same = [](const std::vector<std::int64_t>& v, int lo, int hi) {  // v[lo..hi) all equal
+      for (int j = lo + 1; j < hi; ++j)
+        if (v[static_cast<std::size_t>(j)] != v[static_cast<std::size_t>(lo)]) return false;
+      return true;
+    };
+    if (!same(c.cw, 0, L) || !same(c.btmp, 0, L) || !same(c.ftmp, 0, L) || !same(c.fw, 0, L) || !same(c.cbw, 1, L))
+      return false;
+    for (int j = 2; j < L - 1; ++j)
+      if (c.forward_drop_peak(j) != c.forward_drop_peak(1)) return false;
+    return true;
+  }
+
+  UniformRevolve(const Chain& c, const BetaTable& betas)
+      : betas_(betas),
+        cw_(c.cw[0]),
+        cbw_(c.length() >= 2 ? c.cbw[1] : 0),
+        btmp_(c.btmp[0]),
+        ftmp_(c.ftmp[0]),
+        fdrop_(c.length() >= 3 ? c.forward_drop_peak(1) : 0),
+        cw_last_(c.cw.back()),
+        cbw_last_(c.cbw.back()),
+        btmp_last_(c.btmp.back()) {}
+
+  // The figures of the task (n, s, last), or nothing when it meets more distinct tasks
+  // than `max_tasks` (slots near n: the caller walks instead).
+  std::optional<Piece> evaluate(int n, int s, bool last, std::size_t max_tasks) {
+    max_tasks_ = max_tasks;
+    try {
+      return task(n, s, last);
+    } catch (const TooMany&) {
+      return std::nullopt;
+    }
+  }
+
+ private:
+  struct TooMany {};
+  static void append(Piece& into, const Piece& next) {
+    into.peak = std::max(into.peak, into.delta + next.peak);
+    into.delta += next.delta;
+    into.forward_steps += next.forward_steps;
+  }
+  // advance(a, k) of the walk: F_ck a, F_n a+1 .. a+k-1 (a + k <= L - 1).
+  Piece advance(std::int64_t k) const {
+    Piece p;
+    p.forward_steps = k;
+    p.peak = Wide{cw_} + ftmp_;
+    if (k > 1) p.peak = std::max(p.peak, Wide{fdrop_});
+    p.delta = cw_;
+    return p;
+  }
+  // turn(a) of the walk; `last`: a = L - 1.
+  Piece turn(bool last) const {
+    const std::int64_t cbw = last ? cbw_last_ : cbw_, cw_next = last ? cw_last_ : cw_;
+    Piece p;
+    p.forward_steps = 1;
+    p.peak = Wide{cbw} + ftmp_;
+    Wide mem = cbw;
+    if (last) {
+      p.peak = std::max(p.peak, mem + cw_last_ + btmp_last_);
+      mem += cw_last_;
+    }
+    p.peak = std::max(p.peak, mem + cw_ + btmp_);
+    mem += Wide{cw_} - cbw - cw_next - cw_;
+    p.delta = mem;
+    return p;
+  }
+  Piece task(int n, int s, bool last) {
+    if (n == 1) return turn(last);
+    const std::uint64_t key = (static_cast<std::uint64_t>(n) << 33) | (static_cast<std::uint64_t>(s) << 1) | last;
+    if (auto it = memo_.find(key); it != memo_.end()) return it->second;
+    if (memo_.size() >= max_tasks_) throw TooMany{};
+    Piece p;
+    if (s == 1) {
+      for (int k = n - 1; k >= 1; --k) {
+        append(p, advance(k));
+        append(p, turn(last && k == n - 1));
+      }
+      append(p, turn(false));
+    } else {
+      const int i = static_cast<int>(betas_.split(n, s));
+      append(p, advance(i));
+      append(p, task(n - i, s - 1, last));  // the last n-i steps, then the first i
+      append(p, task(i, s, false));
+    }
+    memo_.emplace(key, p);
+    return p;
+  }
+
+  const BetaTable& betas_;
+  std::int64_t cw_, cbw_, btmp_, ftmp_, fdrop_, cw_last_, cbw_last_, btmp_last_;
+  std::unordered_map<std::uint64_t, Piece> memo_;
+  std::size_t max_tasks_ = 0;
+};
+
+// The figures from the forward count, the peak and the forward executions per stage as
+// a difference array (`runs`, empty when every stage's fw is the same).
+template <class Wide>
+ScheduleStats revolve_stats_from(const Chain& chain, std::int64_t forward_steps, Wide peak, const std::vector<std::int64_t>& runs) {
+  const int L = chain.length();
+  ScheduleStats stats;
+  __int128 makespan = 0;
+  if (runs.empty()) {
+    makespan = static_cast<__int128>(forward_steps) * chain.fw[0];
+  } else {
+    std::int64_t running = 0;
+    for (int j = 0; j < L; ++j) {
+      running += runs[static_cast<std::size_t>(j)];
+      makespan += static_cast<__int128>(running) * chain.fw[static_cast<std::size_t>(j)];
+    }
+  }
+  for (int j = 0; j <= L; ++j) makespan += chain.bw[static_cast<std::size_t>(j)];
+  constexpr __int128 limit = std::numeric_limits<std::int64_t>::max();
+  if (makespan > limit || static_cast<__int128>(peak) > limit)
+    throw Error(fmt::format("[revolve] chain {}: the makespan or peak passes 2^63; the chain's costs are too large",
+                            chain.name));
+  stats.forward_steps = forward_steps;
+  stats.recomputed_steps = forward_steps - L;
+  stats.makespan = static_cast<std::int64_t>(makespan);
+  stats.peak_memory = static_cast<std::int64_t>(peak);
+  return stats;
+}
+
 // Wide: int64 when every sum of memory values fits (checked by the caller), else __int128.
 template <class Wide>
 ScheduleStats revolve_stats_in(const Chain& chain, int slots) {
@@ -232,6 +387,12 @@ ScheduleStats revolve_stats_in(const Chain& chain, int slots) {
   // Forward executions per stage as a difference array (an advance over [a, a+k) adds 1),
   // needed only when the stages' forward times differ.
   const bool uniform_fw = std::all_of(chain.fw.begin(), chain.fw.end(), [&](std::int64_t f) { return f == chain.fw[0]; });
+  const std::int64_t s0 = std::min<std::int64_t>(slots, L);
+  const BetaTable betas(L, s0);
+  std::optional<typename UniformRevolve<Wide>::Piece> alike;
+  if (uniform_fw && UniformRevolve<Wide>::applies(chain))
+    alike = UniformRevolve<Wide>(chain, betas).evaluate(L, static_cast<int>(s0), true, std::size_t{1} << 14);
+  if (alike) return revolve_stats_from(chain, alike->forward_steps, std::max(Wide{chain.cw[0]}, chain.cw[0] + alike->peak), {});
   std::vector<std::int64_t> runs(uniform_fw ? 0 : static_cast<std::size_t>(L) + 1, 0);
   const RangeMax fdrop_max(L, [&](std::int64_t j) { return chain.forward_drop_peak(static_cast<int>(j)); });
   auto cw = [&](std::int64_t j) { return j <= L ? chain.cw[static_cast<std::size_t>(j)] : std::int64_t{0}; };
@@ -268,8 +429,6 @@ ScheduleStats revolve_stats_in(const Chain& chain, int slots) {
     mem += cw(a) - cbw - cw(a + 1) - cw(a);  // delta(a) in; the tape, delta(a+1) and x(a) out
   };
   struct Task { std::int64_t a, n, s; };
-  const std::int64_t s0 = std::min<std::int64_t>(slots, L);
-  const BetaTable betas(L, s0);
   std::vector<Task> stack{{0, L, s0}};
   while (!stack.empty()) {
     const Task t = stack.back();
@@ -289,27 +448,7 @@ ScheduleStats revolve_stats_in(const Chain& chain, int slots) {
       stack.push_back({t.a + i, t.n - i, t.s - 1});
     }
   }
-  ScheduleStats stats;
-  __int128 makespan = 0;
-  if (uniform_fw) {
-    makespan = static_cast<__int128>(forward_steps) * chain.fw[0];
-  } else {
-    std::int64_t running = 0;
-    for (int j = 0; j < L; ++j) {
-      running += runs[static_cast<std::size_t>(j)];
-      makespan += static_cast<__int128>(running) * chain.fw[static_cast<std::size_t>(j)];
-    }
-  }
-  for (int j = 0; j <= L; ++j) makespan += chain.bw[static_cast<std::size_t>(j)];
-  constexpr __int128 limit = std::numeric_limits<std::int64_t>::max();
-  if (makespan > limit || static_cast<__int128>(peak) > limit)
-    throw Error(fmt::format("[revolve] chain {}: the makespan or peak passes 2^63; the chain's costs are too large",
-                            chain.name));
-  stats.forward_steps = forward_steps;
-  stats.recomputed_steps = forward_steps - L;
-  stats.makespan = static_cast<std::int64_t>(makespan);
-  stats.peak_memory = static_cast<std::int64_t>(peak);
-  return stats;
+  return revolve_stats_from(chain, forward_steps, peak, runs);
 }
 
 ScheduleStats revolve_stats_of_valid(const Chain& chain, int slots) {
