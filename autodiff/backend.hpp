@@ -122,8 +122,8 @@ class Backend {
                                   Tensor* gx, Tensor* ggamma, Tensor* gbeta) = 0;
   // Keeps each element with probability 1 - p, scaled by 1/(1-p); the mask is a
   // Philox draw keyed by (seed, key, element index), so it replays bit for bit.
+  // The vjp is this kernel on the output gradient with the same key (same mask, same scale).
   virtual void dropout(const Tensor& x, double p, std::uint64_t seed, std::uint64_t key, Tensor& y) = 0;
-  virtual void dropout_backward(const Tensor& gy, double p, std::uint64_t seed, std::uint64_t key, Tensor& gx) = 0;
   // table (V, D), ids i32 (...), out (..., D); ids out of range are an error.
   virtual void embedding(const Tensor& table, const Tensor& ids, Tensor& out) = 0;
   virtual void embedding_backward(const Tensor& ids, const Tensor& gy, Tensor& gtable) = 0;
