@@ -19,62 +19,26 @@
 
 namespace remat::kernel_math {
 
-REMAT_HOST_DEVICE inline float math_exp(float x) {
+// math_exp, math_log, math_tanh (float and double) and math_pow: the device's
+// expf/exp, ... in the device pass, std:: on the host.
 #if defined(__CUDA_ARCH__)
-  return expf(x);
+#define REMAT_KERNEL_MATH_UNARY(name)                                                  \
+  REMAT_HOST_DEVICE inline float math_##name(float x) { return ::name##f(x); }         \
+  REMAT_HOST_DEVICE inline double math_##name(double x) { return ::name(x); }
+REMAT_HOST_DEVICE inline float math_pow(float x, float p) { return ::powf(x, p); }
+REMAT_HOST_DEVICE inline double math_pow(double x, double p) { return ::pow(x, p); }
 #else
-  return std::exp(x);
+#define REMAT_KERNEL_MATH_UNARY(name)                                                  \
+  REMAT_HOST_DEVICE inline float math_##name(float x) { return std::name(x); }         \
+  REMAT_HOST_DEVICE inline double math_##name(double x) { return std::name(x); }
+REMAT_HOST_DEVICE inline float math_pow(float x, float p) { return std::pow(x, p); }
+REMAT_HOST_DEVICE inline double math_pow(double x, double p) { return std::pow(x, p); }
 #endif
-}
-REMAT_HOST_DEVICE inline double math_exp(double x) {
-#if defined(__CUDA_ARCH__)
-  return ::exp(x);
-#else
-  return std::exp(x);
-#endif
-}
-REMAT_HOST_DEVICE inline float math_log(float x) {
-#if defined(__CUDA_ARCH__)
-  return logf(x);
-#else
-  return std::log(x);
-#endif
-}
-REMAT_HOST_DEVICE inline double math_log(double x) {
-#if defined(__CUDA_ARCH__)
-  return ::log(x);
-#else
-  return std::log(x);
-#endif
-}
-REMAT_HOST_DEVICE inline float math_tanh(float x) {
-#if defined(__CUDA_ARCH__)
-  return tanhf(x);
-#else
-  return std::tanh(x);
-#endif
-}
-REMAT_HOST_DEVICE inline double math_tanh(double x) {
-#if defined(__CUDA_ARCH__)
-  return ::tanh(x);
-#else
-  return std::tanh(x);
-#endif
-}
-REMAT_HOST_DEVICE inline float math_pow(float x, float p) {
-#if defined(__CUDA_ARCH__)
-  return powf(x, p);
-#else
-  return std::pow(x, p);
-#endif
-}
-REMAT_HOST_DEVICE inline double math_pow(double x, double p) {
-#if defined(__CUDA_ARCH__)
-  return ::pow(x, p);
-#else
-  return std::pow(x, p);
-#endif
-}
+REMAT_KERNEL_MATH_UNARY(exp)
+REMAT_KERNEL_MATH_UNARY(log)
+REMAT_KERNEL_MATH_UNARY(tanh)
+#undef REMAT_KERNEL_MATH_UNARY
+
 // NaN test that needs no library call (and so reads the same on both sides).
 template <class T>
 REMAT_HOST_DEVICE inline bool is_nan(T x) {
