@@ -130,8 +130,8 @@ class Backend {
                                   Tensor* gx, Tensor* ggamma, Tensor* gbeta) = 0;
   // Keeps each element with probability 1 - p, scaled by 1/(1-p); the mask is a
   // Philox draw keyed by (seed, key, element index), so it replays bit for bit.
+  // The vjp is this kernel on the output gradient with the same key (same mask, same scale).
   virtual void dropout(const Tensor& x, double p, std::uint64_t seed, std::uint64_t key, Tensor& y) = 0;
-  virtual void dropout_backward(const Tensor& gy, double p, std::uint64_t seed, std::uint64_t key, Tensor& gx) = 0;
   // y = min(max(x, lo), hi); gx = gy where lo < x < hi, else 0 (PyTorch's hardtanh/ReLU6
   // convention: a value sitting on a bound passes no gradient, like relu at 0).
   virtual void clamp(const Tensor& x, double lo, double hi, Tensor& y) = 0;

@@ -38,7 +38,6 @@ class MeteringBackend final : public Backend {
   void layernorm(const Tensor&, const Tensor&, const Tensor&, double, Tensor&) override {}
   void layernorm_backward(const Tensor&, const Tensor&, const Tensor&, double, Tensor*, Tensor*, Tensor*) override {}
   void dropout(const Tensor&, double, std::uint64_t, std::uint64_t, Tensor&) override {}
-  void dropout_backward(const Tensor&, double, std::uint64_t, std::uint64_t, Tensor&) override {}
   void embedding(const Tensor&, const Tensor&, Tensor&) override {}
   void embedding_backward(const Tensor&, const Tensor&, Tensor&) override {}
   void clamp(const Tensor&, double, double, Tensor&) override {}

@@ -11,14 +11,16 @@
 //    key is the seed; the counter is (index / 4, key); word index % 4 of the
 //    block is used, so four consecutive elements share one block.
 // Header-only and plain integer arithmetic so that a CUDA translation unit can
-// use it as is: define REMAT_PHILOX_QUALIFIER (e.g. `__host__ __device__`)
-// before including it. No device code lives here.
+// use it as is: REMAT_PHILOX_QUALIFIER defaults to REMAT_HOST_DEVICE
+// (autodiff/kernel_math/host_device.hpp). No device code lives here.
 #pragma once
+
+#include "autodiff/kernel_math/host_device.hpp"
 
 #include <cstdint>
 
 #ifndef REMAT_PHILOX_QUALIFIER
-#define REMAT_PHILOX_QUALIFIER
+#define REMAT_PHILOX_QUALIFIER REMAT_HOST_DEVICE
 #endif
 
 namespace remat {

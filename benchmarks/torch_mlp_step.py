@@ -40,22 +40,29 @@ import sys
 import time
 
 
-def build(args, torch):
+def build_mlp(torch, layers, width, batch):
+    """The MLP both PyTorch comparisons run (this script on the CPU, gpu/torch_gpu_step.py
+    on the GPU), on the CPU: L x [Linear(W, W), ReLU] with weights N(0, 2/W) and zero
+    biases, drawn after torch.manual_seed(0), then x and the target uniform in [-1, 1)
+    of shape (B, W). Returns (model, x, target, MSE loss)."""
     from torch import nn
 
-    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    layers = []
-    for _ in range(args.layers):
-        linear = nn.Linear(args.width, args.width)
+    modules = []
+    for _ in range(layers):
+        linear = nn.Linear(width, width)
         with torch.no_grad():
-            linear.weight.normal_(0.0, (2.0 / args.width) ** 0.5)
+            linear.weight.normal_(0.0, (2.0 / width) ** 0.5)
             linear.bias.zero_()
-        layers += [linear, nn.ReLU()]
-    model = nn.Sequential(*layers)
-    x_data = torch.rand(args.batch, args.width) * 2 - 1
-    target_data = torch.rand(args.batch, args.width) * 2 - 1
-    loss_fn = nn.MSELoss()
+        modules += [linear, nn.ReLU()]
+    x_data = torch.rand(batch, width) * 2 - 1
+    target_data = torch.rand(batch, width) * 2 - 1
+    return nn.Sequential(*modules), x_data, target_data, nn.MSELoss()
+
+
+def build(args, torch):
+    torch.set_num_threads(args.threads)
+    model, x_data, target_data, loss_fn = build_mlp(torch, args.layers, args.width, args.batch)
 
     def step():
         x = x_data.clone()  # remat copies the bound inputs into the step too

@@ -29,6 +29,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 namespace remat {
 
@@ -383,27 +384,25 @@ struct BlasCall {
   int m, n, k, lda, ldb, ldc, batch;
   long long stride_a, stride_b, stride_c;
 };
-void blas_gemm(cublasHandle_t h, const BlasCall& c, float alpha, const float* a, const float* b, float beta,
-               float* out) {
+// cublas{S,D}gemm for T = float, double (strided-batched when batch > 1).
+template <class T>
+void blas_gemm(cublasHandle_t h, const BlasCall& c, T alpha, const T* a, const T* b, T beta, T* out) {
   const cuda::BlasApi& blas = cuda::blas_api();
-  if (c.batch == 1)
-    cuda::check(blas.sgemm(h, c.op_a, c.op_b, c.m, c.n, c.k, &alpha, a, c.lda, b, c.ldb, &beta, out, c.ldc),
-                "cublasSgemm");
-  else
-    cuda::check(blas.sgemm_strided_batched(h, c.op_a, c.op_b, c.m, c.n, c.k, &alpha, a, c.lda, c.stride_a, b, c.ldb,
-                                           c.stride_b, &beta, out, c.ldc, c.stride_c, c.batch),
-                "cublasSgemmStridedBatched");
-}
-void blas_gemm(cublasHandle_t h, const BlasCall& c, double alpha, const double* a, const double* b, double beta,
-               double* out) {
-  const cuda::BlasApi& blas = cuda::blas_api();
-  if (c.batch == 1)
-    cuda::check(blas.dgemm(h, c.op_a, c.op_b, c.m, c.n, c.k, &alpha, a, c.lda, b, c.ldb, &beta, out, c.ldc),
-                "cublasDgemm");
-  else
-    cuda::check(blas.dgemm_strided_batched(h, c.op_a, c.op_b, c.m, c.n, c.k, &alpha, a, c.lda, c.stride_a, b, c.ldb,
-                                           c.stride_b, &beta, out, c.ldc, c.stride_c, c.batch),
-                "cublasDgemmStridedBatched");
+  constexpr bool single = std::is_same_v<T, float>;
+  if (c.batch == 1) {
+    const auto gemm = [&] {
+      if constexpr (single) return blas.sgemm; else return blas.dgemm;
+    }();
+    cuda::check(gemm(h, c.op_a, c.op_b, c.m, c.n, c.k, &alpha, a, c.lda, b, c.ldb, &beta, out, c.ldc),
+                single ? "cublasSgemm" : "cublasDgemm");
+    return;
+  }
+  const auto batched = [&] {
+    if constexpr (single) return blas.sgemm_strided_batched; else return blas.dgemm_strided_batched;
+  }();
+  cuda::check(batched(h, c.op_a, c.op_b, c.m, c.n, c.k, &alpha, a, c.lda, c.stride_a, b, c.ldb, c.stride_b, &beta, out,
+                      c.ldc, c.stride_c, c.batch),
+              single ? "cublasSgemmStridedBatched" : "cublasDgemmStridedBatched");
 }
 
 }  // namespace

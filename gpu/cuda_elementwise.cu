@@ -3,7 +3,8 @@
 //  - Maps: one thread per output element (grid-stride); each output is written by
 //    exactly one thread, so `out` may alias an input of the same shape.
 //  - Broadcasting: the output's flat index is decoded once into the offsets of
-//    both operands (IndexMap, rank <= 8); same-shape and bias-row operands skip it.
+//    both operands (IndexMap, rank <= 8, decoded by kernel_math::strided_offsets,
+//    the CPU's decoder); same-shape and bias-row operands skip it.
 //  - Reductions, in a fixed order chosen from the shape only:
 //      leading axes reduced (bias gradients): 32 columns per block, each summed
 //        by row groups in index order, the groups' partials added in order;
@@ -12,6 +13,7 @@
 //    max keeps the first maximal element on ties (contiguous chunks per thread,
 //    combined left to right) and propagates NaN, as the CPU does; its backward
 //    routes the gradient to the first element equal to the maximum.
+#include "autodiff/kernel_math/elementwise.hpp"
 #include "gpu/cuda_internal.cuh"
 
 namespace remat {
@@ -20,49 +22,12 @@ using cuda::launch_for_each;
 
 namespace {
 
-// ---- unary maps: the same formulas as cpu_kernels.cpp ----
+// ---- unary maps: the formulas are autodiff/kernel_math/elementwise.hpp's, as on the CPU ----
 
-template <class T>
-__device__ T unary_value(UnaryKind kind, T x, T param) {
-  const T k0 = static_cast<T>(0.7978845608028654);  // sqrt(2/pi)
-  const T k1 = static_cast<T>(0.044715);
-  switch (kind) {
-    case UnaryKind::neg: return -x;
-    case UnaryKind::exp: return cuda::dev_exp(x);
-    case UnaryKind::log: return cuda::dev_log(x);
-    case UnaryKind::tanh: return cuda::dev_tanh(x);
-    case UnaryKind::sigmoid: return T(1) / (T(1) + cuda::dev_exp(-x));
-    case UnaryKind::relu: return x > T(0) ? x : T(0);
-    case UnaryKind::gelu: return T(0.5) * x * (T(1) + cuda::dev_tanh(k0 * (x + k1 * x * x * x)));
-    case UnaryKind::square: return x * x;
-    case UnaryKind::pow: return cuda::dev_pow(x, param);
-    case UnaryKind::scale: return x * param;
-  }
-  return x;
-}
-
-// d f(x)/dx, given x and y = f(x) (whichever the kind reads).
-template <class T>
-__device__ T unary_derivative(UnaryKind kind, T x, T y, T param) {
-  const T k0 = static_cast<T>(0.7978845608028654);
-  const T k1 = static_cast<T>(0.044715);
-  switch (kind) {
-    case UnaryKind::neg: return T(-1);
-    case UnaryKind::exp: return y;                        // d exp(x) = exp(x)
-    case UnaryKind::log: return T(1) / x;                 // d log(x) = 1/x
-    case UnaryKind::tanh: return T(1) - y * y;            // d tanh = 1 - tanh^2
-    case UnaryKind::sigmoid: return y * (T(1) - y);       // d s = s (1 - s)
-    case UnaryKind::relu: return y > T(0) ? T(1) : T(0);  // reads the output: y > 0 iff x > 0
-    case UnaryKind::gelu: {
-      const T u = k0 * (x + k1 * x * x * x), t = cuda::dev_tanh(u);
-      return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * k0 * (T(1) + T(3) * k1 * x * x);
-    }
-    case UnaryKind::square: return T(2) * x;
-    case UnaryKind::pow: return param * cuda::dev_pow(x, param - T(1));
-    case UnaryKind::scale: return param;
-  }
-  return T(0);
-}
+using kernel_math::binary_partial;
+using kernel_math::binary_value;
+using kernel_math::unary_derivative;
+using kernel_math::unary_value;
 
 template <class T>
 void unary_typed(cudaStream_t s, UnaryKind kind, T param, const T* x, T* y, std::int64_t n) {
@@ -87,37 +52,6 @@ void unary_backward_typed(cudaStream_t s, UnaryKind kind, T param, const T* x, c
 
 // ---- binary maps ----
 
-template <class T>
-__device__ T binary_value(BinaryKind kind, T a, T b) {
-  switch (kind) {
-    case BinaryKind::add: return a + b;
-    case BinaryKind::sub: return a - b;
-    case BinaryKind::mul: return a * b;
-    case BinaryKind::div: return a / b;
-  }
-  return a;
-}
-
-// gy * d(a op b)/d(which)
-template <class T>
-__device__ T binary_partial(BinaryKind kind, int which, T a, T b, T g) {
-  switch (kind) {
-    case BinaryKind::add: return g;
-    case BinaryKind::sub: return which == 0 ? g : -g;
-    case BinaryKind::mul: return which == 0 ? g * b : g * a;
-    case BinaryKind::div: return which == 0 ? g / b : -g * a / (b * b);  // d(a/b)/db = -a/b^2
-  }
-  return g;
-}
-
-// Strides of `shape` seen at the (right-aligned) rank of `target`, 0 on broadcast axes.
-std::vector<std::int64_t> broadcast_strides(const Shape& shape, const Shape& target) {
-  std::vector<std::int64_t> own = contiguous_strides(shape), out(target.size(), 0);
-  const std::size_t shift = target.size() - shape.size();
-  for (std::size_t i = 0; i < shape.size(); ++i) out[i + shift] = shape[i] == 1 ? 0 : own[i];
-  return out;
-}
-
 // The index map of `target` with the broadcast strides of up to two operands.
 cuda::IndexMap broadcast_map(const char* source, const Shape& target, const Shape* first, const Shape* second) {
   if (target.size() > static_cast<std::size_t>(cuda::max_rank))
@@ -125,8 +59,8 @@ cuda::IndexMap broadcast_map(const char* source, const Shape& target, const Shap
                 " exceeds the CUDA backend's " + std::to_string(cuda::max_rank));
   cuda::IndexMap m;
   m.rank = static_cast<int>(target.size());
-  const auto s0 = first ? broadcast_strides(*first, target) : std::vector<std::int64_t>(target.size(), 0);
-  const auto s1 = second ? broadcast_strides(*second, target) : std::vector<std::int64_t>(target.size(), 0);
+  const auto s0 = first ? kernel_math::broadcast_strides(*first, target) : std::vector<std::int64_t>(target.size(), 0);
+  const auto s1 = second ? kernel_math::broadcast_strides(*second, target) : std::vector<std::int64_t>(target.size(), 0);
   for (int d = 0; d < m.rank; ++d) {
     m.extent[d] = target[static_cast<std::size_t>(d)];
     m.stride0[d] = s0[static_cast<std::size_t>(d)];
@@ -213,21 +147,11 @@ struct ReduceLayout {
   bool leading = true;  // every reduced axis comes before every kept axis
 
   __device__ std::int64_t base(std::int64_t o) const {
-    std::int64_t off = 0;
-    for (int d = kept_rank - 1; d >= 0; --d) {
-      off += (o % kept_extent[d]) * kept_stride[d];
-      o /= kept_extent[d];
-    }
-    return off;
+    return kernel_math::strided_offset(o, kept_rank, kept_extent, kept_stride);
   }
   // Offset, from base, of element j of the reduced block (row-major over the reduced axes).
   __device__ std::int64_t offset(std::int64_t j) const {
-    std::int64_t off = 0;
-    for (int d = reduced_rank - 1; d >= 0; --d) {
-      off += (j % reduced_extent[d]) * reduced_stride[d];
-      j /= reduced_extent[d];
-    }
-    return off;
+    return kernel_math::strided_offset(j, reduced_rank, reduced_extent, reduced_stride);
   }
 };
 
@@ -288,7 +212,7 @@ __global__ void __launch_bounds__(1024) reduce_serial(ReduceKind kind, const T* 
        o += static_cast<std::int64_t>(blockDim.x) * gridDim.x) {
     const std::int64_t base = p.base(o);
     if (kind == ReduceKind::max) {
-      T m = cuda::dev_neg_infinity<T>();
+      T m = kernel_math::negative_infinity<T>();
       for (std::int64_t j = 0; j < p.reduced_count; ++j) m = cuda::Max{}(m, x[base + p.offset(j)]);
       out[o] = m;
     } else {
@@ -309,10 +233,10 @@ __global__ void __launch_bounds__(1024) reduce_blocks(ReduceKind kind, const T* 
   for (std::int64_t o = blockIdx.x; o < p.kept_count; o += gridDim.x) {
     const std::int64_t base = p.base(o);
     if (kind == ReduceKind::max) {
-      T m = cuda::dev_neg_infinity<T>();
+      T m = kernel_math::negative_infinity<T>();
       for (std::int64_t j = count * t / threads, end = count * (t + 1) / threads; j < end; ++j)
         m = cuda::Max{}(m, x[base + p.offset(j)]);
-      m = cuda::block_reduce(m, cuda::Max{}, cuda::dev_neg_infinity<T>(), shared);
+      m = cuda::block_reduce(m, cuda::Max{}, kernel_math::negative_infinity<T>(), shared);
       if (t == 0) out[o] = m;
     } else {
       T s = T(0);

@@ -16,6 +16,8 @@
 // Dimension legends as in autodiff/backend.hpp.
 #pragma once
 
+#include "autodiff/kernel_math/broadcast.hpp"
+#include "autodiff/kernel_math/host_device.hpp"
 #include "gpu/cuda_backend.hpp"
 #include "gpu/cuda_blas.cuh"
 
@@ -75,15 +77,7 @@ struct IndexMap {
   std::int64_t stride1[max_rank] = {};
   // Offsets of flat index i (row-major over extent) in operands 0 and 1.
   __host__ __device__ void offsets(std::int64_t i, std::int64_t& o0, std::int64_t& o1) const {
-    o0 = 0;
-    o1 = 0;
-    for (int d = rank - 1; d >= 0; --d) {
-      const std::int64_t e = extent[d];
-      const std::int64_t k = i % e;
-      i /= e;
-      o0 += k * stride0[d];
-      o1 += k * stride1[d];
-    }
+    kernel_math::strided_offsets(i, rank, extent, stride0, stride1, o0, o1);
   }
 };
 
@@ -129,20 +123,8 @@ inline int row_threads(std::int64_t length) {
   return t > 256 && length < 4096 ? 256 : t;
 }
 
-// ---- device math, spelled per type so that float stays float ----
-__device__ inline float dev_exp(float x) { return expf(x); }
-__device__ inline double dev_exp(double x) { return exp(x); }
-__device__ inline float dev_log(float x) { return logf(x); }
-__device__ inline double dev_log(double x) { return log(x); }
-__device__ inline float dev_tanh(float x) { return tanhf(x); }
-__device__ inline double dev_tanh(double x) { return tanh(x); }
-__device__ inline float dev_pow(float x, float p) { return powf(x, p); }
-__device__ inline double dev_pow(double x, double p) { return pow(x, p); }
-__device__ inline bool dev_isnan(float x) { return x != x; }
-__device__ inline bool dev_isnan(double x) { return x != x; }
-template <class T> __device__ inline T dev_neg_infinity();
-template <> __device__ inline float dev_neg_infinity<float>() { return -__int_as_float(0x7f800000); }
-template <> __device__ inline double dev_neg_infinity<double>() { return -__longlong_as_double(0x7ff0000000000000LL); }
+// Device math (exp, log, tanh, pow, NaN, -inf) is autodiff/kernel_math/host_device.hpp's,
+// the functions the CPU kernels call too.
 
 [[noreturn]] void throw_dtype_error(const char* source, DType dtype);
 
@@ -211,7 +193,6 @@ class CudaBackend final : public Backend {
   void layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& gy, double eps, Tensor* gx,
                           Tensor* ggamma, Tensor* gbeta) override;
   void dropout(const Tensor& x, double p, std::uint64_t seed, std::uint64_t key, Tensor& y) override;
-  void dropout_backward(const Tensor& gy, double p, std::uint64_t seed, std::uint64_t key, Tensor& gx) override;
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override;
   void embedding_backward(const Tensor& ids, const Tensor& gy, Tensor& gtable) override;
   void clamp(const Tensor& x, double lo, double hi, Tensor& y) override;

@@ -15,8 +15,8 @@
 //    each input element adds its contributions in the CPU's order.
 // Data errors (labels or ids out of range) are found on the device, read back, and
 // thrown on the host with the CPU backend's message, before any kernel reads them.
-#define REMAT_PHILOX_QUALIFIER __host__ __device__
-#include "autodiff/philox.hpp"
+#include "autodiff/kernel_math/elementwise.hpp"
+#include "autodiff/kernel_math/pooling.hpp"
 #include "gpu/cuda_internal.cuh"
 
 #include <cmath>
@@ -38,16 +38,27 @@ RowView row_view(const Tensor& x) {
   return {d == 0 ? 0 : x.numel() / d, d};
 }
 
+// The maximum m of one row and sum(exp(x - m)), computed by the whole block.
+template <class T>
+struct RowExpSum {
+  T max, sum;
+};
+template <class T>
+__device__ RowExpSum<T> block_row_exp_sum(const T* x, std::int64_t n, T* shared) {
+  T m = kernel_math::negative_infinity<T>();
+  for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) m = cuda::Max{}(m, x[i]);
+  m = cuda::block_reduce(m, cuda::Max{}, kernel_math::negative_infinity<T>(), shared);
+  T s = T(0);
+  for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) s += kernel_math::math_exp(x[i] - m);
+  s = cuda::block_reduce(s, cuda::Sum{}, T(0), shared);
+  return {m, s};
+}
+
 // log(sum(exp(x))) of one row, computed by the whole block.
 template <class T>
 __device__ T block_logsumexp(const T* x, std::int64_t n, T* shared) {
-  T m = cuda::dev_neg_infinity<T>();
-  for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) m = cuda::Max{}(m, x[i]);
-  m = cuda::block_reduce(m, cuda::Max{}, cuda::dev_neg_infinity<T>(), shared);
-  T s = T(0);
-  for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) s += cuda::dev_exp(x[i] - m);
-  s = cuda::block_reduce(s, cuda::Sum{}, T(0), shared);
-  return m + cuda::dev_log(s);
+  const RowExpSum<T> row = block_row_exp_sum(x, n, shared);
+  return row.max + kernel_math::math_log(row.sum);
 }
 
 // Sum of partials[0, count) by one block in a fixed tree; out[0] = total / divisor.
@@ -68,18 +79,14 @@ __global__ void __launch_bounds__(1024) softmax_rows(const T* x, T* y, std::int6
   for (std::int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* xr = x + r * d;
     T* yr = y + r * d;
-    T m = cuda::dev_neg_infinity<T>();
-    for (std::int64_t i = threadIdx.x; i < d; i += blockDim.x) m = cuda::Max{}(m, xr[i]);
-    m = cuda::block_reduce(m, cuda::Max{}, cuda::dev_neg_infinity<T>(), shared);
-    T s = T(0);
-    for (std::int64_t i = threadIdx.x; i < d; i += blockDim.x) s += cuda::dev_exp(xr[i] - m);
-    s = cuda::block_reduce(s, cuda::Sum{}, T(0), shared);
+    const RowExpSum<T> row = block_row_exp_sum(xr, d, shared);
+    const T m = row.max, s = row.sum;
     if (log) {
-      const T shift = m + cuda::dev_log(s);
+      const T shift = m + kernel_math::math_log(s);
       for (std::int64_t i = threadIdx.x; i < d; i += blockDim.x) yr[i] = xr[i] - shift;
     } else {
       const T inv = T(1) / s;
-      for (std::int64_t i = threadIdx.x; i < d; i += blockDim.x) yr[i] = cuda::dev_exp(xr[i] - m) * inv;
+      for (std::int64_t i = threadIdx.x; i < d; i += blockDim.x) yr[i] = kernel_math::math_exp(xr[i] - m) * inv;
     }
   }
 }
@@ -95,7 +102,7 @@ __global__ void __launch_bounds__(1024) softmax_backward_rows(const T* y, const 
     for (std::int64_t i = threadIdx.x; i < d; i += blockDim.x) s += log ? gr[i] : gr[i] * yr[i];
     s = cuda::block_reduce(s, cuda::Sum{}, T(0), shared);
     if (log)  // gx = gy - softmax * sum(gy), softmax = exp(y)
-      for (std::int64_t i = threadIdx.x; i < d; i += blockDim.x) out[i] = gr[i] - cuda::dev_exp(yr[i]) * s;
+      for (std::int64_t i = threadIdx.x; i < d; i += blockDim.x) out[i] = gr[i] - kernel_math::math_exp(yr[i]) * s;
     else      // gx = y * (gy - sum(gy * y))
       for (std::int64_t i = threadIdx.x; i < d; i += blockDim.x) out[i] = yr[i] * (gr[i] - s);
   }
@@ -129,7 +136,7 @@ __global__ void __launch_bounds__(1024) cross_entropy_backward_rows(const T* x, 
     T* gr = g + r * classes;
     const T lse = block_logsumexp(xr, classes, shared);
     // d/dx_c = (softmax_c - [c == label]) * gy / N
-    for (std::int64_t c = threadIdx.x; c < classes; c += blockDim.x) gr[c] = cuda::dev_exp(xr[c] - lse) * scale;
+    for (std::int64_t c = threadIdx.x; c < classes; c += blockDim.x) gr[c] = kernel_math::math_exp(xr[c] - lse) * scale;
     __syncthreads();
     if (threadIdx.x == 0) gr[labels[r]] -= scale;
   }
@@ -249,20 +256,19 @@ __global__ void __launch_bounds__(1024) layernorm_param_columns(const T* x, cons
   }
 }
 
-// ---- dropout: element i kept iff philox_uniform(seed, key, i) >= p (compared in double) ----
+// ---- dropout: element i kept iff kernel_math::dropout_keeps(its Philox word, p) ----
 
 template <class T>
 void dropout_typed(cudaStream_t s, const T* x, T* y, std::int64_t n, double p, std::uint64_t seed,
                    std::uint64_t key) {
-  const T scale = static_cast<T>(1.0 / (1.0 - p));
+  const T scale = kernel_math::dropout_scale<T>(p);
   // One thread per Philox block: four consecutive elements share one draw of the generator.
   launch_for_each(s, (n + 3) / 4, "dropout", [=] __device__(std::int64_t q) {
     const PhiloxBlock block = philox_block(seed, key, static_cast<std::uint64_t>(q));
     for (int k = 0; k < 4; ++k) {
       const std::int64_t i = 4 * q + k;
       if (i >= n) break;
-      const bool keep = static_cast<double>(philox_to_unit_float(block.v[k])) >= p;
-      y[i] = keep ? x[i] * scale : T(0);  // backward: d y / d x = mask / (1 - p), the same map on gy
+      y[i] = kernel_math::dropout_keeps(block.v[k], p) ? x[i] * scale : T(0);  // the vjp: this map on gy
     }
   });
 }
@@ -350,27 +356,9 @@ void col2im_typed(cudaStream_t s, const T* col, T* gx, Conv2dGeometry g) {
 template <class T>
 void pool2d_typed(cudaStream_t s, PoolKind kind, Pool2dGeometry g, const T* x, T* y) {
   const std::int64_t per_plane = g.out_h * g.out_w;
-  const T area = static_cast<T>(g.kernel_h * g.kernel_w);
   launch_for_each(s, g.n * g.c * per_plane, "pool2d", [=] __device__(std::int64_t o) {
     const std::int64_t p = o / per_plane, oh = (o % per_plane) / g.out_w, ow = o % g.out_w;
-    const T* plane = x + p * g.h * g.w;
-    const std::int64_t h0 = oh * g.stride_h - g.pad_h, w0 = ow * g.stride_w - g.pad_w;
-    T acc = kind == PoolKind::max ? cuda::dev_neg_infinity<T>() : T(0);
-    for (std::int64_t i = 0; i < g.kernel_h; ++i) {
-      const std::int64_t ih = h0 + i;
-      if (ih < 0 || ih >= g.h) continue;  // padding: -inf for max, 0 for avg
-      for (std::int64_t j = 0; j < g.kernel_w; ++j) {
-        const std::int64_t iw = w0 + j;
-        if (iw < 0 || iw >= g.w) continue;
-        const T v = plane[ih * g.w + iw];
-        if (kind == PoolKind::max) {
-          if (v > acc || cuda::dev_isnan(v)) acc = v;
-        } else {
-          acc += v;
-        }
-      }
-    }
-    y[o] = kind == PoolKind::max ? acc : acc / area;
+    y[o] = kernel_math::pool_window_value(kind, g, x + p * g.h * g.w, oh, ow);
   });
 }
 
@@ -384,37 +372,20 @@ void pool2d_backward_typed(cudaStream_t s, PoolKind kind, Pool2dGeometry g, cons
   const bool is_max = kind == PoolKind::max;
   launch_for_each(s, g.n * g.c * g.h * g.w, "pool2d_backward", [=] __device__(std::int64_t e) {
     const std::int64_t p = e / (g.h * g.w), ih = (e / g.w) % g.h, iw = e % g.w;
-    // Windows oh with oh*stride - pad <= ih < oh*stride - pad + kernel (likewise ow).
-    const std::int64_t nh = ih + g.pad_h - g.kernel_h + 1, nw = iw + g.pad_w - g.kernel_w + 1;
-    const std::int64_t oh_first = nh <= 0 ? 0 : (nh + g.stride_h - 1) / g.stride_h;
-    const std::int64_t ow_first = nw <= 0 ? 0 : (nw + g.stride_w - 1) / g.stride_w;
-    const std::int64_t oh_last = min((ih + g.pad_h) / g.stride_h, g.out_h - 1);
-    const std::int64_t ow_last = min((iw + g.pad_w) / g.stride_w, g.out_w - 1);
+    const auto rows = kernel_math::pool_windows_containing(ih, g.stride_h, g.pad_h, g.kernel_h, g.out_h);
+    const auto cols = kernel_math::pool_windows_containing(iw, g.stride_w, g.pad_w, g.kernel_w, g.out_w);
     const T* plane = is_max ? x + p * g.h * g.w : nullptr;
     T acc = T(0);
-    for (std::int64_t oh = oh_first; oh <= oh_last; ++oh)
-      for (std::int64_t ow = ow_first; ow <= ow_last; ++ow) {
+    for (std::int64_t oh = rows.begin; oh < rows.end; ++oh)
+      for (std::int64_t ow = cols.begin; ow < cols.end; ++ow) {
         const std::int64_t o = (p * g.out_h + oh) * g.out_w + ow;
         if (!is_max) {
           acc += gy[o] / area;
           continue;
         }
-        // Is (ih, iw) the first element of window (oh, ow), in (i, j) order, equal to its max?
-        const T m = y[o];
-        const std::int64_t h0 = oh * g.stride_h - g.pad_h, w0 = ow * g.stride_w - g.pad_w;
-        bool mine = false, found = false;
-        for (std::int64_t i = 0; i < g.kernel_h && !found; ++i) {
-          const std::int64_t hh = h0 + i;
-          if (hh < 0 || hh >= g.h) continue;
-          for (std::int64_t j = 0; j < g.kernel_w; ++j) {
-            const std::int64_t ww = w0 + j;
-            if (ww < 0 || ww >= g.w || !(plane[hh * g.w + ww] == m)) continue;
-            found = true;
-            mine = hh == ih && ww == iw;
-            break;
-          }
-        }
-        if (mine) acc += gy[o];
+        std::int64_t first_h = 0, first_w = 0;  // the window's first element equal to its max
+        if (kernel_math::pool_first_max(g, plane, oh, ow, y[o], first_h, first_w) && first_h == ih && first_w == iw)
+          acc += gy[o];
       }
     gx[e] = acc;
   });
@@ -681,11 +652,6 @@ void CudaBackend::layernorm_backward(const Tensor& x, const Tensor& gamma, const
 
 void CudaBackend::dropout(const Tensor& x, double p, std::uint64_t seed, std::uint64_t key, Tensor& y) {
   REMAT_CUDA_FLOATING(x.dtype(), "dropout", dropout_typed<T>(stream_, x.data<T>(), y.data<T>(), x.numel(), p, seed, key));
-}
-
-void CudaBackend::dropout_backward(const Tensor& gy, double p, std::uint64_t seed, std::uint64_t key, Tensor& gx) {
-  REMAT_CUDA_FLOATING(gy.dtype(), "dropout_backward",
-                      dropout_typed<T>(stream_, gy.data<T>(), gx.data<T>(), gy.numel(), p, seed, key));
 }
 
 // ---- clamp ----

@@ -19,8 +19,12 @@ import argparse
 import json
 import math
 import statistics
+import os
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "benchmarks"))
+from torch_mlp_step import build_mlp  # noqa: E402  (the same MLP as the CPU comparison)
 
 
 def main():
@@ -35,7 +39,6 @@ def main():
     args = parser.parse_args()
 
     import torch
-    from torch import nn
     from torch.utils.checkpoint import checkpoint_sequential
 
     if not torch.cuda.is_available():
@@ -44,18 +47,10 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     device = torch.device("cuda")
-    torch.manual_seed(0)
-    layers = []
-    for _ in range(args.layers):
-        linear = nn.Linear(args.width, args.width)
-        with torch.no_grad():
-            linear.weight.normal_(0.0, (2.0 / args.width) ** 0.5)
-            linear.bias.zero_()
-        layers += [linear, nn.ReLU()]
-    model = nn.Sequential(*layers).to(device)
-    x_data = (torch.rand(args.batch, args.width) * 2 - 1).to(device)
-    target_data = (torch.rand(args.batch, args.width) * 2 - 1).to(device)
-    loss_fn = nn.MSELoss()
+    model, x_data, target_data, loss_fn = build_mlp(torch, args.layers, args.width, args.batch)
+    model = model.to(device)
+    x_data = x_data.to(device)
+    target_data = target_data.to(device)
     segments = args.segments or max(1, round(math.sqrt(args.layers)))
 
     def forward_store_all(x):

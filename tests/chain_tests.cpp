@@ -1,5 +1,6 @@
 // Contract: Chain validation, JSON round trips and the documented error messages,
 // the uniform chain, parse_spec and the conservative rounding to memory slots.
+#include "cli_harness.hpp"
 #include "strategies/chain.hpp"
 
 #include <doctest/doctest.h>
@@ -10,17 +11,9 @@
 #include <nlohmann/json.hpp>
 
 using namespace remat;
+using remat::testing::message_of;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 Chain sample() {
   Chain c;
@@ -47,28 +40,28 @@ TEST_CASE("chain: uniform chains follow the documented costs") {
   CHECK(c.ftmp == std::vector<std::int64_t>(4, 0));
   CHECK(c.btmp == std::vector<std::int64_t>(5, 0));
   CHECK_NOTHROW(c.validate());
-  CHECK(error_of([] { Chain::uniform(0); }).find("[chain uniform]") == 0);
+  CHECK(message_of([] { Chain::uniform(0); }).find("[chain uniform]") == 0);
 }
 
 TEST_CASE("chain: validate names the chain and the field") {
   Chain c = sample();
   CHECK_NOTHROW(c.validate());
   c.cw.pop_back();
-  CHECK(error_of([&] { c.validate(); }) == "[chain sample] cw has 3 entries, expected L+1 = 4");
+  CHECK(message_of([&] { c.validate(); }) == "[chain sample] cw has 3 entries, expected L+1 = 4");
   c = sample();
   c.ftmp.push_back(0);
-  CHECK(error_of([&] { c.validate(); }) == "[chain sample] ftmp has 4 entries, expected L = 3");
+  CHECK(message_of([&] { c.validate(); }) == "[chain sample] ftmp has 4 entries, expected L = 3");
   c = sample();
   c.bw[2] = -1;
-  CHECK(error_of([&] { c.validate(); }) == "[chain sample] bw[2] = -1 is negative");
+  CHECK(message_of([&] { c.validate(); }) == "[chain sample] bw[2] = -1 is negative");
   c = sample();
   c.cbw[1] = 4;
-  CHECK(error_of([&] { c.validate(); }).find("[chain sample] cbw[1] = 4 is smaller than cw[1] = 5") == 0);
+  CHECK(message_of([&] { c.validate(); }).find("[chain sample] cbw[1] = 4 is smaller than cw[1] = 5") == 0);
   c = sample();
   c.cbw[0] = 0;  // cbw[0] is never read
   CHECK_NOTHROW(c.validate());
   Chain empty;
-  CHECK(error_of([&] { empty.validate(); }).find("[chain unnamed] fw is empty") == 0);
+  CHECK(message_of([&] { empty.validate(); }).find("[chain unnamed] fw is empty") == 0);
 }
 
 TEST_CASE("chain: JSON round trip, optional temporaries and malformed files") {
@@ -89,7 +82,7 @@ TEST_CASE("chain: JSON round trip, optional temporaries and malformed files") {
   CHECK(m.ftmp == std::vector<std::int64_t>{0, 0});
   CHECK(m.btmp == std::vector<std::int64_t>{0, 0, 0});
 
-  auto err = [](nlohmann::json js) { return error_of([&] { Chain::from_json(js, "file:foo.json"); }); };
+  auto err = [](nlohmann::json js) { return message_of([&] { Chain::from_json(js, "file:foo.json"); }); };
   CHECK(err(nlohmann::json::array()).find("[chain file:foo.json] expected a JSON object") == 0);
   nlohmann::json bad = minimal;
   bad.erase("cbw");
@@ -122,12 +115,12 @@ TEST_CASE("chain: JSON round trip, optional temporaries and malformed files") {
 
 TEST_CASE("chain: parse_spec for uniform chains and files, with clear errors") {
   CHECK(Chain::parse_spec("uniform:n=7").length() == 7);
-  CHECK(error_of([] { Chain::parse_spec("uniform:n=0"); }).find("[chain uniform:n=0] N must be an integer") == 0);
-  CHECK(error_of([] { Chain::parse_spec("uniform:n=abc"); }).find("[chain uniform:n=abc] N must be") == 0);
-  CHECK(error_of([] { Chain::parse_spec("uniform:n=5x"); }).find("[chain uniform:n=5x] N must be") == 0);
-  CHECK(error_of([] { Chain::parse_spec("uniform:n="); }).find("[chain uniform:n=] N must be") == 0);
-  CHECK(error_of([] { Chain::parse_spec("linear:n=5"); }).find("[chain linear:n=5] unknown chain spec") == 0);
-  CHECK(error_of([] { Chain::parse_spec("file:/nonexistent/dir/chain.json"); })
+  CHECK(message_of([] { Chain::parse_spec("uniform:n=0"); }).find("[chain uniform:n=0] N must be an integer") == 0);
+  CHECK(message_of([] { Chain::parse_spec("uniform:n=abc"); }).find("[chain uniform:n=abc] N must be") == 0);
+  CHECK(message_of([] { Chain::parse_spec("uniform:n=5x"); }).find("[chain uniform:n=5x] N must be") == 0);
+  CHECK(message_of([] { Chain::parse_spec("uniform:n="); }).find("[chain uniform:n=] N must be") == 0);
+  CHECK(message_of([] { Chain::parse_spec("linear:n=5"); }).find("[chain linear:n=5] unknown chain spec") == 0);
+  CHECK(message_of([] { Chain::parse_spec("file:/nonexistent/dir/chain.json"); })
             .find("[chain file:/nonexistent/dir/chain.json] cannot open") == 0);
 
   const auto dir = std::filesystem::temp_directory_path() / "remat_chain_tests";
@@ -139,10 +132,10 @@ TEST_CASE("chain: parse_spec for uniform chains and files, with clear errors") {
   CHECK(c.cbw == sample().cbw);
   const auto broken = (dir / "broken.json").string();
   std::ofstream(broken) << "{\"fw\": [1, 2";
-  CHECK(error_of([&] { Chain::parse_spec("file:" + broken); }).find("[chain file:" + broken + "] not valid JSON") == 0);
+  CHECK(message_of([&] { Chain::parse_spec("file:" + broken); }).find("[chain file:" + broken + "] not valid JSON") == 0);
   const auto wrong = (dir / "wrong.json").string();
   std::ofstream(wrong) << R"({"fw": [1], "bw": [1, 0], "cw": [1, 1], "cbw": [1]})";
-  CHECK(error_of([&] { Chain::parse_spec("file:" + wrong); }) ==
+  CHECK(message_of([&] { Chain::parse_spec("file:" + wrong); }) ==
         "[chain file:" + wrong + "] cbw has 1 entries, expected L+1 = 2");
   std::filesystem::remove_all(dir);
 }

@@ -252,6 +252,19 @@ std::vector<std::pair<std::string, std::pair<std::string, StrategyOptions>>> str
   return configs;
 }
 
+// Calls check(graph, seed, store-all's simulated peak) on `graphs` random graphs
+// seeded base_seed, base_seed + 1, ...; a failure names the seed and the graph's ops.
+template <class Check>
+void for_each_random_graph(std::uint64_t graphs, std::uint64_t base_seed, Check&& check) {
+  for (std::uint64_t k = 0; k < graphs; ++k) {
+    const std::uint64_t seed = base_seed + k;
+    RandomGraph g = GraphBuilder(seed).build();
+    CAPTURE(seed);
+    INFO("graph: " << g.ops);
+    check(g, seed, simulate(*g.tape, store_all_program(*g.tape, g.loss.id)).peak_bytes);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("property: every strategy keeps the three promises on random graphs") {
@@ -262,13 +275,8 @@ TEST_CASE("property: every strategy keeps the three promises on random graphs") 
   const std::uint64_t per_graph = budgets_per_strategy * configs.size();
   const std::uint64_t graphs = std::max<std::uint64_t>(1, (cases + per_graph - 1) / per_graph);
   Tally tally;
-  for (std::uint64_t k = 0; k < graphs; ++k) {
-    const std::uint64_t seed = base_seed + k;
-    RandomGraph g = GraphBuilder(seed).build();
-    CAPTURE(seed);
-    INFO("graph: " << g.ops);
+  for_each_random_graph(graphs, base_seed, [&](RandomGraph& g, std::uint64_t seed, std::size_t full) {
     const Tape& tape = *g.tape;
-    const std::size_t full = simulate(tape, store_all_program(tape, g.loss.id)).peak_bytes;
     CpuBackend cpu;
     Executor reference_executor(tape, cpu);
     StepResult reference = reference_executor.run(store_all_program(tape, g.loss.id), g.data);
@@ -305,7 +313,7 @@ TEST_CASE("property: every strategy keeps the three promises on random graphs") 
         check_case(g, reference, cpu, *strategy, label, budget, tally);
       }
     }
-  }
+  });
   MESSAGE("property cases: " << tally.cases << " on " << graphs << " graphs (seeds " << base_seed << ".."
                              << base_seed + graphs - 1 << "); feasible " << tally.feasible << " (recomputing "
                              << tally.recomputing << "), infeasible " << tally.infeasible);
@@ -330,13 +338,8 @@ TEST_CASE("property: budgets are accepted exactly when a plan fits, monotonicall
   const std::uint64_t base_seed = env_or("REMAT_PROPERTY_SEED", 20240611) + 100000;
   const auto configs = strategy_configs();
   int refusals = 0, acceptances = 0;
-  for (std::uint64_t k = 0; k < graphs; ++k) {
-    const std::uint64_t seed = base_seed + k;
-    RandomGraph g = GraphBuilder(seed).build();
-    CAPTURE(seed);
-    INFO("graph: " << g.ops);
+  for_each_random_graph(graphs, base_seed, [&](RandomGraph& g, std::uint64_t, std::size_t full) {
     const Tape& tape = *g.tape;
-    const std::size_t full = simulate(tape, store_all_program(tape, g.loss.id)).peak_bytes;
     std::vector<std::size_t> ladder;
     for (double f : {0.02, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0})
       ladder.push_back(static_cast<std::size_t>(f * static_cast<double>(full)));
@@ -375,7 +378,7 @@ TEST_CASE("property: budgets are accepted exactly when a plan fits, monotonicall
           if (p) CHECK(*p > ladder[i]);
       }
     }
-  }
+  });
   MESSAGE("acceptance property: " << acceptances << " accepted and " << refusals << " refused budgets on " << graphs
                                   << " graphs");
   CHECK(refusals > 0);

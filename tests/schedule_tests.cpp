@@ -4,6 +4,7 @@
 // chains and budgets/slots: simulate_schedule accepts each schedule (so every action
 // finds what it needs), every stage is back-propagated exactly once, peak <= budget
 // where a budget applies, and forward counts are the documented ones.
+#include "cli_harness.hpp"
 #include "strategies/stage_schedules.hpp"
 
 #include <doctest/doctest.h>
@@ -13,19 +14,11 @@
 #include <random>
 
 using namespace remat;
+using remat::testing::message_of;
 
 namespace {
 
 using K = StageActionKind;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 Schedule parse(std::initializer_list<std::pair<const char*, int>> list) {
   Schedule s;
@@ -39,7 +32,7 @@ Schedule parse(std::initializer_list<std::pair<const char*, int>> list) {
 }
 
 std::string sim_error(const Chain& c, std::initializer_list<std::pair<const char*, int>> list) {
-  return error_of([&] { simulate_schedule(c, parse(list)); });
+  return message_of([&] { simulate_schedule(c, parse(list)); });
 }
 
 // Replays and checks the invariants every schedule must satisfy.
@@ -145,7 +138,7 @@ TEST_CASE("schedule: malformed schedules produce the documented errors") {
 
   Chain bad = u2;
   bad.cw.pop_back();
-  CHECK(error_of([&] { simulate_schedule(bad, store_all_schedule(u2)); }).find("[chain uniform:n=2] cw has 2 entries") == 0);
+  CHECK(message_of([&] { simulate_schedule(bad, store_all_schedule(u2)); }).find("[chain uniform:n=2] cw has 2 entries") == 0);
 }
 
 TEST_CASE("schedule: store-all and segment schedules on uniform chains") {

@@ -63,7 +63,6 @@ class CpuBackend final : public Backend {
   void layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& gy, double eps, Tensor* gx,
                           Tensor* ggamma, Tensor* gbeta) override;
   void dropout(const Tensor& x, double p, std::uint64_t seed, std::uint64_t key, Tensor& y) override;
-  void dropout_backward(const Tensor& gy, double p, std::uint64_t seed, std::uint64_t key, Tensor& gx) override;
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override;
   void embedding_backward(const Tensor& ids, const Tensor& gy, Tensor& gtable) override;
   void clamp(const Tensor& x, double lo, double hi, Tensor& y) override;

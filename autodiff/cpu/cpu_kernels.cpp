@@ -1,7 +1,11 @@
 // Contract: CPU kernels for memory, copies, elementwise maps, broadcasting,
 // reductions and gemm (see cpu_backend.hpp). Every loop is statically
-// partitioned; every reduction visits its elements in index order.
+// partitioned; every reduction visits its elements in index order. The
+// elementwise formulas and the broadcast index decoder are autodiff/kernel_math/'s,
+// shared with the CUDA backend.
 #include "autodiff/cpu/cpu_backend.hpp"
+#include "autodiff/kernel_math/broadcast.hpp"
+#include "autodiff/kernel_math/elementwise.hpp"
 #include "autodiff/cpu/parallel.hpp"
 
 #include <cblas.h>
@@ -108,81 +112,35 @@ void CpuBackend::copy(const Tensor& src, Tensor& dst) {
 
 namespace {
 
-// Visits every multi-index of `shape` (all but the last axis) and calls
-// row(offset_a, offset_b, length) with the offsets of two strided views.
+using kernel_math::binary_partial;
+using kernel_math::binary_value;
+using kernel_math::broadcast_strides;
+using kernel_math::unary_derivative;
+using kernel_math::unary_value;
+
+// Visits every row (all but the last axis) of `shape` and calls
+// row(r, offset_a, offset_b, length, step_a, step_b) with row r's offsets in two
+// strided views (base offsets oa, ob) and their strides along the last axis.
+// A rank-0 shape is one row of one element.
 template <class Row>
 void for_each_row(const Shape& shape, const std::vector<std::int64_t>& sa, std::int64_t oa,
                   const std::vector<std::int64_t>& sb, std::int64_t ob, Row&& row) {
   const std::size_t rank = shape.size();
   if (rank == 0) {
-    row(oa, ob, std::int64_t{1}, std::int64_t{0}, std::int64_t{0});
+    row(std::int64_t{0}, oa, ob, std::int64_t{1}, std::int64_t{0}, std::int64_t{0});
     return;
   }
   const std::int64_t inner = shape[rank - 1];
   std::int64_t rows = 1;
   for (std::size_t d = 0; d + 1 < rank; ++d) rows *= shape[d];
+  const int leading = static_cast<int>(rank - 1);
   parallel_blocks(rows, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t r = begin; r < end; ++r) {
-      std::int64_t rem = r, pa = oa, pb = ob;
-      for (std::size_t d = rank - 1; d-- > 0;) {
-        std::int64_t i = rem % shape[d];
-        rem /= shape[d];
-        pa += i * sa[d];
-        pb += i * sb[d];
-      }
-      row(pa, pb, inner, sa[rank - 1], sb[rank - 1]);
+      std::int64_t pa = 0, pb = 0;
+      kernel_math::strided_offsets(r, leading, shape.data(), sa.data(), sb.data(), pa, pb);
+      row(r, oa + pa, ob + pb, inner, sa[rank - 1], sb[rank - 1]);
     }
   }, std::max<std::int64_t>(inner, 1));
-}
-
-// Strides of `shape` seen at the (right-aligned) rank of `target`, 0 on broadcast axes.
-std::vector<std::int64_t> broadcast_strides(const Shape& shape, const Shape& target) {
-  std::vector<std::int64_t> own = contiguous_strides(shape), out(target.size(), 0);
-  std::size_t shift = target.size() - shape.size();
-  for (std::size_t i = 0; i < shape.size(); ++i) out[i + shift] = shape[i] == 1 ? 0 : own[i];
-  return out;
-}
-
-template <class T>
-T unary_value(UnaryKind kind, T x, T param) {
-  constexpr T k0 = static_cast<T>(0.7978845608028654);  // sqrt(2/pi)
-  constexpr T k1 = static_cast<T>(0.044715);
-  switch (kind) {
-    case UnaryKind::neg: return -x;
-    case UnaryKind::exp: return std::exp(x);
-    case UnaryKind::log: return std::log(x);
-    case UnaryKind::tanh: return std::tanh(x);
-    case UnaryKind::sigmoid: return T(1) / (T(1) + std::exp(-x));
-    case UnaryKind::relu: return x > T(0) ? x : T(0);
-    case UnaryKind::gelu: return T(0.5) * x * (T(1) + std::tanh(k0 * (x + k1 * x * x * x)));
-    case UnaryKind::square: return x * x;
-    case UnaryKind::pow: return std::pow(x, param);
-    case UnaryKind::scale: return x * param;
-  }
-  return x;
-}
-
-// d f(x)/dx, given x and y = f(x).
-template <class T>
-T unary_derivative(UnaryKind kind, T x, T y, T param) {
-  constexpr T k0 = static_cast<T>(0.7978845608028654);
-  constexpr T k1 = static_cast<T>(0.044715);
-  switch (kind) {
-    case UnaryKind::neg: return T(-1);
-    case UnaryKind::exp: return y;                        // d exp(x) = exp(x)
-    case UnaryKind::log: return T(1) / x;                 // d log(x) = 1/x
-    case UnaryKind::tanh: return T(1) - y * y;            // d tanh = 1 - tanh^2
-    case UnaryKind::sigmoid: return y * (T(1) - y);       // d s = s (1 - s)
-    case UnaryKind::relu: return y > T(0) ? T(1) : T(0);  // reads the output: y > 0 iff x > 0
-    case UnaryKind::gelu: {
-      T u = k0 * (x + k1 * x * x * x), t = std::tanh(u);
-      return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * k0 * (T(1) + T(3) * k1 * x * x);
-    }
-    case UnaryKind::square: return T(2) * x;
-    case UnaryKind::pow: return param * std::pow(x, param - T(1));
-    case UnaryKind::scale: return param;
-  }
-  return T(0);
 }
 
 template <class T, class F>
@@ -204,7 +162,8 @@ void CpuBackend::copy_strided(const Tensor& src, const StridedView& from, Tensor
     const T* s = src.data<T>();
     T* d = dst.data<T>();
     for_each_row(from.shape, from.strides, from.offset, to.strides, to.offset,
-                 [&](std::int64_t ps, std::int64_t pd, std::int64_t len, std::int64_t ss, std::int64_t sd) {
+                 [&](std::int64_t, std::int64_t ps, std::int64_t pd, std::int64_t len, std::int64_t ss,
+                     std::int64_t sd) {
                    if (accumulate)
                      for (std::int64_t i = 0; i < len; ++i) d[pd + i * sd] += s[ps + i * ss];
                    else
@@ -262,30 +221,6 @@ void CpuBackend::unary_backward(UnaryKind kind, double param, const Tensor& x, c
   });
 }
 
-namespace {
-template <class T>
-T binary_value(BinaryKind kind, T a, T b) {
-  switch (kind) {
-    case BinaryKind::add: return a + b;
-    case BinaryKind::sub: return a - b;
-    case BinaryKind::mul: return a * b;
-    case BinaryKind::div: return a / b;
-  }
-  return a;
-}
-// gy * d(a op b)/d(which)
-template <class T>
-T binary_partial(BinaryKind kind, int which, T a, T b, T g) {
-  switch (kind) {
-    case BinaryKind::add: return g;
-    case BinaryKind::sub: return which == 0 ? g : -g;
-    case BinaryKind::mul: return which == 0 ? g * b : g * a;
-    case BinaryKind::div: return which == 0 ? g / b : -g * a / (b * b);  // d(a/b)/db = -a/b^2
-  }
-  return g;
-}
-}  // namespace
-
 void CpuBackend::binary(BinaryKind kind, const Tensor& a, const Tensor& b, Tensor& out) {
   dispatch_floating(out.dtype(), "binary", [&](auto tag) {
     using T = decltype(tag);
@@ -321,28 +256,14 @@ void CpuBackend::binary(BinaryKind kind, const Tensor& a, const Tensor& b, Tenso
       }, inner);
       return;
     }
-    auto sa = broadcast_strides(a.shape(), out.shape());
-    auto sb = broadcast_strides(b.shape(), out.shape());
-    // Output row r (the last axis, `inner` elements) starts at r * inner. Under
-    // broadcasting a's and b's offsets are not multiples of the row index, so each row
-    // decodes r into indices over the leading axes and sums them with a's and b's strides.
-    const Shape& shape = out.shape();
-    const std::size_t rank = shape.size();
-    std::int64_t rows = rank ? out.numel() / std::max<std::int64_t>(inner, 1) : 1;
-    parallel_blocks(rows, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t r = begin; r < end; ++r) {
-        std::int64_t rem = r, oa = 0, ob = 0;
-        for (std::size_t d = rank ? rank - 1 : 0; d-- > 0;) {
-          std::int64_t i = rem % shape[d];
-          rem /= shape[d];
-          oa += i * sa[d];
-          ob += i * sb[d];
-        }
-        std::int64_t xa = rank ? sa[rank - 1] : 0, xb = rank ? sb[rank - 1] : 0;
-        T* o = po + r * inner;
-        for (std::int64_t i = 0; i < inner; ++i) o[i] = binary_value<T>(kind, pa[oa + i * xa], pb[ob + i * xb]);
-      }
-    }, std::max<std::int64_t>(inner, 1));
+    // General broadcasting: each output row decodes its index over the leading axes
+    // into a's and b's offsets, then walks the last axis with their strides.
+    for_each_row(out.shape(), broadcast_strides(a.shape(), out.shape()), 0, broadcast_strides(b.shape(), out.shape()),
+                 0, [&](std::int64_t r, std::int64_t oa, std::int64_t ob, std::int64_t len, std::int64_t xa,
+                        std::int64_t xb) {
+                   T* o = po + r * len;
+                   for (std::int64_t i = 0; i < len; ++i) o[i] = binary_value<T>(kind, pa[oa + i * xa], pb[ob + i * xb]);
+                 });
   });
 }
 
@@ -355,27 +276,16 @@ void CpuBackend::binary_backward(BinaryKind kind, int which, const Tensor& a, co
     const T* pg = gy.data<T>();
     T* po = g.data<T>();
     const Shape& shape = gy.shape();
-    const std::size_t rank = shape.size();
-    auto sa = a.defined() ? broadcast_strides(a.shape(), shape) : std::vector<std::int64_t>(rank, 0);
-    auto sb = b.defined() ? broadcast_strides(b.shape(), shape) : std::vector<std::int64_t>(rank, 0);
-    const std::int64_t inner = rank ? shape.back() : 1;
-    std::int64_t rows = rank ? gy.numel() / std::max<std::int64_t>(inner, 1) : 1;
-    parallel_blocks(rows, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t r = begin; r < end; ++r) {
-        std::int64_t rem = r, oa = 0, ob = 0;
-        for (std::size_t d = rank ? rank - 1 : 0; d-- > 0;) {
-          std::int64_t i = rem % shape[d];
-          rem /= shape[d];
-          oa += i * sa[d];
-          ob += i * sb[d];
-        }
-        std::int64_t xa = rank ? sa[rank - 1] : 0, xb = rank ? sb[rank - 1] : 0;
-        for (std::int64_t i = 0; i < inner; ++i) {
-          T av = pa ? pa[oa + i * xa] : T(0), bv = pb ? pb[ob + i * xb] : T(0);
-          po[r * inner + i] = binary_partial<T>(kind, which, av, bv, pg[r * inner + i]);
-        }
-      }
-    }, std::max<std::int64_t>(inner, 1));
+    auto sa = a.defined() ? broadcast_strides(a.shape(), shape) : std::vector<std::int64_t>(shape.size(), 0);
+    auto sb = b.defined() ? broadcast_strides(b.shape(), shape) : std::vector<std::int64_t>(shape.size(), 0);
+    for_each_row(shape, sa, 0, sb, 0,
+                 [&](std::int64_t r, std::int64_t oa, std::int64_t ob, std::int64_t len, std::int64_t xa,
+                     std::int64_t xb) {
+                   for (std::int64_t i = 0; i < len; ++i) {
+                     T av = pa ? pa[oa + i * xa] : T(0), bv = pb ? pb[ob + i * xb] : T(0);
+                     po[r * len + i] = binary_partial<T>(kind, which, av, bv, pg[r * len + i]);
+                   }
+                 });
   });
 }
 
@@ -386,21 +296,11 @@ void CpuBackend::broadcast_to(const Tensor& x, double scale, Tensor& out) {
     T* po = out.data<T>();
     const T s = static_cast<T>(scale);
     const Shape& shape = out.shape();
-    const std::size_t rank = shape.size();
-    auto sx = broadcast_strides(x.shape(), shape);
-    const std::int64_t inner = rank ? shape.back() : 1;
-    std::int64_t rows = rank ? out.numel() / std::max<std::int64_t>(inner, 1) : 1;
-    parallel_blocks(rows, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t r = begin; r < end; ++r) {
-        std::int64_t rem = r, ox = 0;
-        for (std::size_t d = rank ? rank - 1 : 0; d-- > 0;) {
-          ox += (rem % shape[d]) * sx[d];
-          rem /= shape[d];
-        }
-        std::int64_t step = rank ? sx[rank - 1] : 0;
-        for (std::int64_t i = 0; i < inner; ++i) po[r * inner + i] = px[ox + i * step] * s;
-      }
-    }, std::max<std::int64_t>(inner, 1));
+    for_each_row(shape, broadcast_strides(x.shape(), shape), 0, std::vector<std::int64_t>(shape.size(), 0), 0,
+                 [&](std::int64_t r, std::int64_t ox, std::int64_t, std::int64_t len, std::int64_t step,
+                     std::int64_t) {
+                   for (std::int64_t i = 0; i < len; ++i) po[r * len + i] = px[ox + i * step] * s;
+                 });
   });
 }
 
@@ -446,12 +346,7 @@ ReducePlan make_reduce_plan(const Shape& shape, const std::vector<bool>& axes) {
   return p;
 }
 std::int64_t offset_of(std::int64_t flat, const Shape& shape, const std::vector<std::int64_t>& strides) {
-  std::int64_t off = 0;
-  for (std::size_t d = shape.size(); d-- > 0;) {
-    off += (flat % shape[d]) * strides[d];
-    flat /= shape[d];
-  }
-  return off;
+  return kernel_math::strided_offset(flat, static_cast<int>(shape.size()), shape.data(), strides.data());
 }
 // Calls visit(offset) for every element of the reduced block starting at base, in index order.
 template <class Visit>
@@ -461,11 +356,8 @@ void walk_block(const ReducePlan& p, std::int64_t base, Visit&& visit) {
   const std::int64_t inner = p.reduced_shape[r - 1], step = p.reduced_strides[r - 1];
   const std::int64_t outer = p.reduced_count / std::max<std::int64_t>(inner, 1);
   for (std::int64_t o = 0; o < outer; ++o) {
-    std::int64_t off = base, rem = o;
-    for (std::size_t d = r - 1; d-- > 0;) {
-      off += (rem % p.reduced_shape[d]) * p.reduced_strides[d];
-      rem /= p.reduced_shape[d];
-    }
+    const std::int64_t off =
+        base + kernel_math::strided_offset(o, static_cast<int>(r - 1), p.reduced_shape.data(), p.reduced_strides.data());
     for (std::int64_t i = 0; i < inner; ++i) visit(off + i * step);
   }
 }

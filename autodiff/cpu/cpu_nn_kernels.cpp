@@ -11,9 +11,12 @@
 // thread count too. Statistics (means, variances, loss totals) accumulate in double.
 // Data-dependent errors (labels, ids out of range) are found by a serial scan
 // before any parallel region, so the first bad element in index order is named.
+// Dropout's keep rule and the pooling windows are autodiff/kernel_math/'s, shared
+// with the CUDA backend.
 #include "autodiff/cpu/cpu_backend.hpp"
 #include "autodiff/cpu/parallel.hpp"
-#include "autodiff/philox.hpp"
+#include "autodiff/kernel_math/elementwise.hpp"
+#include "autodiff/kernel_math/pooling.hpp"
 
 #include <fmt/format.h>
 
@@ -348,41 +351,23 @@ void CpuBackend::layernorm_backward(const Tensor& x, const Tensor& gamma, const 
 }
 
 // ---- dropout ----
-// Element i is kept iff philox_uniform(seed, key, i) >= p (the float draw compared
-// in double); kept elements are scaled by 1/(1-p). Four consecutive elements share
-// one Philox block, so a block is generated once per four elements.
+// Element i is kept iff kernel_math::dropout_keeps(its Philox word, p); kept elements
+// are scaled by 1/(1-p). Four consecutive elements share one Philox block, so a
+// block is generated once per four elements. The vjp calls this same kernel on the
+// output gradient with the same key: d y / d x = mask / (1 - p).
 
 void CpuBackend::dropout(const Tensor& x, double p, std::uint64_t seed, std::uint64_t key, Tensor& y) {
   dispatch_floating(x.dtype(), "dropout", [&](auto tag) {
     using T = decltype(tag);
     const T* px = x.data<T>();
     T* py = y.data<T>();
-    const T scale = static_cast<T>(1.0 / (1.0 - p));
+    const T scale = kernel_math::dropout_scale<T>(p);
     parallel_blocks(x.numel(), [&](std::int64_t b, std::int64_t e) {
       PhiloxBlock block = philox_block(seed, key, static_cast<std::uint64_t>(b) >> 2);
       for (std::int64_t i = b; i < e; ++i) {
         const auto u = static_cast<std::uint64_t>(i);
         if ((u & 3u) == 0 && i != b) block = philox_block(seed, key, u >> 2);
-        const bool keep = static_cast<double>(philox_to_unit_float(block.v[u & 3u])) >= p;
-        py[i] = keep ? px[i] * scale : T(0);
-      }
-    }, 8);
-  });
-}
-
-void CpuBackend::dropout_backward(const Tensor& gy, double p, std::uint64_t seed, std::uint64_t key, Tensor& gx) {
-  dispatch_floating(gy.dtype(), "dropout_backward", [&](auto tag) {
-    using T = decltype(tag);
-    const T* pg = gy.data<T>();
-    T* po = gx.data<T>();
-    const T scale = static_cast<T>(1.0 / (1.0 - p));
-    parallel_blocks(gy.numel(), [&](std::int64_t b, std::int64_t e) {
-      PhiloxBlock block = philox_block(seed, key, static_cast<std::uint64_t>(b) >> 2);
-      for (std::int64_t i = b; i < e; ++i) {
-        const auto u = static_cast<std::uint64_t>(i);
-        if ((u & 3u) == 0 && i != b) block = philox_block(seed, key, u >> 2);
-        const bool keep = static_cast<double>(philox_to_unit_float(block.v[u & 3u])) >= p;
-        po[i] = keep ? pg[i] * scale : T(0);  // d y / d x = mask / (1 - p)
+        py[i] = kernel_math::dropout_keeps(block.v[u & 3u], p) ? px[i] * scale : T(0);
       }
     }, 8);
   });
@@ -515,31 +500,13 @@ void CpuBackend::pool2d(PoolKind kind, const Pool2dGeometry& g, const Tensor& x,
     using T = decltype(tag);
     const T* px = x.data<T>();
     T* py = y.data<T>();
-    const T area = static_cast<T>(g.kernel_h * g.kernel_w);
     parallel_blocks(g.n * g.c, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t p = b; p < e; ++p) {
         const T* plane = px + p * g.h * g.w;
         T* out = py + p * g.out_h * g.out_w;
         for (std::int64_t oh = 0; oh < g.out_h; ++oh)
-          for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
-            const std::int64_t h0 = oh * g.stride_h - g.pad_h, w0 = ow * g.stride_w - g.pad_w;
-            T acc = kind == PoolKind::max ? -std::numeric_limits<T>::infinity() : T(0);
-            for (std::int64_t i = 0; i < g.kernel_h; ++i) {
-              const std::int64_t ih = h0 + i;
-              if (ih < 0 || ih >= g.h) continue;  // padding: -inf for max, 0 for avg
-              for (std::int64_t j = 0; j < g.kernel_w; ++j) {
-                const std::int64_t iw = w0 + j;
-                if (iw < 0 || iw >= g.w) continue;
-                const T v = plane[ih * g.w + iw];
-                if (kind == PoolKind::max) {
-                  if (v > acc || std::isnan(v)) acc = v;
-                } else {
-                  acc += v;
-                }
-              }
-            }
-            out[oh * g.out_w + ow] = kind == PoolKind::max ? acc : acc / area;
-          }
+          for (std::int64_t ow = 0; ow < g.out_w; ++ow)
+            out[oh * g.out_w + ow] = kernel_math::pool_window_value(kind, g, plane, oh, ow);
       }
     }, std::max<std::int64_t>(g.out_h * g.out_w * g.kernel_h * g.kernel_w, 1));
   });
@@ -564,31 +531,15 @@ void CpuBackend::pool2d_backward(PoolKind kind, const Pool2dGeometry& g, const T
         for (std::int64_t oh = 0; oh < g.out_h; ++oh)
           for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
             const std::int64_t o = p * g.out_h * g.out_w + oh * g.out_w + ow;
-            const std::int64_t h0 = oh * g.stride_h - g.pad_h, w0 = ow * g.stride_w - g.pad_w;
             if (is_max) {  // d max = 1 at the first maximal element of the window
-              const T m = py[o];
-              bool found = false;
-              for (std::int64_t i = 0; i < g.kernel_h && !found; ++i) {
-                const std::int64_t ih = h0 + i;
-                if (ih < 0 || ih >= g.h) continue;
-                for (std::int64_t j = 0; j < g.kernel_w; ++j) {
-                  const std::int64_t iw = w0 + j;
-                  if (iw < 0 || iw >= g.w || !(plane[ih * g.w + iw] == m)) continue;
-                  gplane[ih * g.w + iw] += pg[o];
-                  found = true;
-                  break;
-                }
-              }
+              std::int64_t ih = 0, iw = 0;
+              if (kernel_math::pool_first_max(g, plane, oh, ow, py[o], ih, iw)) gplane[ih * g.w + iw] += pg[o];
             } else {  // d avg = 1 / (kernel area) for every element of the window
               const T share = pg[o] / area;
-              for (std::int64_t i = 0; i < g.kernel_h; ++i) {
-                const std::int64_t ih = h0 + i;
-                if (ih < 0 || ih >= g.h) continue;
-                for (std::int64_t j = 0; j < g.kernel_w; ++j) {
-                  const std::int64_t iw = w0 + j;
-                  if (iw >= 0 && iw < g.w) gplane[ih * g.w + iw] += share;
-                }
-              }
+              const auto rows = kernel_math::pool_window_span(oh, g.stride_h, g.pad_h, g.kernel_h, g.h);
+              const auto cols = kernel_math::pool_window_span(ow, g.stride_w, g.pad_w, g.kernel_w, g.w);
+              for (std::int64_t ih = rows.begin; ih < rows.end; ++ih)
+                for (std::int64_t iw = cols.begin; iw < cols.end; ++iw) gplane[ih * g.w + iw] += share;
             }
           }
       }

@@ -1,6 +1,9 @@
 // Contract: elementwise ops. Unary maps (one class, parameterised by UnaryKind)
 // and the four broadcasting binary ops. A broadcast input's gradient is the
 // full-shape contribution summed back to its shape (through workspace).
+// What each vjp reads (saves()) is taken from the table next to the derivative
+// formulas in autodiff/kernel_math/elementwise.hpp, so the two cannot drift apart.
+#include "autodiff/kernel_math/elementwise.hpp"
 #include "autodiff/ops.hpp"
 
 #include <fmt/format.h>
@@ -10,25 +13,23 @@ namespace {
 
 struct UnaryInfo {
   const char* name;
-  double flops;       // per element, forward
-  bool reads_input;   // what the derivative needs (see unary_derivative)
-  bool reads_output;
+  double flops;  // per element, forward
 };
 
 UnaryInfo unary_info(UnaryKind kind) {
   switch (kind) {
-    case UnaryKind::neg: return {"neg", 1, false, false};          // d(-x) = -1
-    case UnaryKind::exp: return {"exp", 8, false, true};           // d exp x = exp x
-    case UnaryKind::log: return {"log", 8, true, false};           // d log x = 1/x
-    case UnaryKind::tanh: return {"tanh", 10, false, true};        // d tanh x = 1 - tanh^2 x
-    case UnaryKind::sigmoid: return {"sigmoid", 10, false, true};  // d s = s (1 - s)
-    case UnaryKind::relu: return {"relu", 1, false, true};         // d relu x = [x > 0] = [relu x > 0]
-    case UnaryKind::gelu: return {"gelu", 16, true, false};        // d gelu: see cpu_kernels.cpp
-    case UnaryKind::square: return {"square", 1, true, false};     // d x^2 = 2x
-    case UnaryKind::pow: return {"pow", 10, true, false};          // d x^p = p x^(p-1)
-    case UnaryKind::scale: return {"scale", 1, false, false};      // d (c x) = c
+    case UnaryKind::neg: return {"neg", 1};
+    case UnaryKind::exp: return {"exp", 8};
+    case UnaryKind::log: return {"log", 8};
+    case UnaryKind::tanh: return {"tanh", 10};
+    case UnaryKind::sigmoid: return {"sigmoid", 10};
+    case UnaryKind::relu: return {"relu", 1};
+    case UnaryKind::gelu: return {"gelu", 16};
+    case UnaryKind::square: return {"square", 1};
+    case UnaryKind::pow: return {"pow", 10};
+    case UnaryKind::scale: return {"scale", 1};
   }
-  return {"?", 1, true, true};
+  return {"?", 1};
 }
 
 class UnaryOp final : public Op {
@@ -51,8 +52,8 @@ class UnaryOp final : public Op {
                              a.grad_output, *a.grad_inputs[0]);
   }
   SavedValues saves(std::size_t) const override {
-    auto info = unary_info(kind_);
-    return {{info.reads_input}, info.reads_output};
+    const auto reads = kernel_math::unary_derivative_reads(kind_);
+    return {{reads.input}, reads.output};
   }
   Cost cost(std::span<const TensorMeta> in, const TensorMeta& out) const override {
     return elementwise_cost(in, out, unary_info(kind_).flops);
@@ -100,11 +101,10 @@ class BinaryOp final : public Op {
       }
     }
   }
-  // add/sub: d/da = 1, d/db = +-1 (nothing read); mul: d/da = b, d/db = a;
-  // div: d/da = 1/b, d/db = -a/b^2 (both read).
+  // What either partial reads (kernel_math::binary_partial_reads): the output is never read.
   SavedValues saves(std::size_t) const override {
-    bool reads = kind_ == BinaryKind::mul || kind_ == BinaryKind::div;
-    return {{reads, reads}, false};
+    const auto da = kernel_math::binary_partial_reads(kind_, 0), db = kernel_math::binary_partial_reads(kind_, 1);
+    return {{da.a || db.a, da.b || db.b}, false};
   }
   std::size_t vjp_workspace_bytes(std::span<const TensorMeta> in, const TensorMeta& out) const override {
     return (in[0].shape != out.shape || in[1].shape != out.shape) ? out.bytes() : 0;

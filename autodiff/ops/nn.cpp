@@ -161,9 +161,9 @@ class DropoutOp final : public Op {
     a.backend.dropout(a.inputs[0], p_, a.context.seed, a.context.node, a.output);
   }
   void vjp(const VjpArgs& a) const override {
-    // dx = dy mask / (1 - p); the mask is the forward's (same seed, node, element)
-    if (Tensor* gx = a.grad_inputs[0])
-      a.backend.dropout_backward(a.grad_output, p_, a.context.seed, a.context.node, *gx);
+    // dx = dy mask / (1 - p): the forward kernel applied to dy with the same key
+    // (seed, node) draws the same mask and scales by the same 1 / (1 - p).
+    if (Tensor* gx = a.grad_inputs[0]) a.backend.dropout(a.grad_output, p_, a.context.seed, a.context.node, *gx);
   }
   SavedValues saves(std::size_t) const override { return {{false}, false}; }
   Cost cost(std::span<const TensorMeta> in, const TensorMeta& out) const override {

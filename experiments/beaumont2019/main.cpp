@@ -35,9 +35,7 @@ constexpr const char* about =
     "paper_beaumont2019: makespan against memory budget on heterogeneous chains (resnet, transformer)\n"
     "with profiled costs, for optimal (rotor DP), sqrt (uniform segments), revolve and greedy.";
 
-int run(int argc, char** argv) {
-  DriverOptions o = parse_driver_options(argc, argv, "beaumont2019", about);
-  int threads = apply_thread_environment();
+void run(const DriverOptions& o, int threads) {
   const std::vector<std::string> specs =
       o.quick ? std::vector<std::string>{"resnet:blocks=3,width=4,batch=2,image=8", "transformer:layers=2,width=16,heads=2,seq=8,batch=2,vocab=32"}
               : std::vector<std::string>{"resnet:blocks=8,width=16,batch=8,image=32",
@@ -157,10 +155,8 @@ int run(int argc, char** argv) {
   write_results(o, "makespan", table, meta);
   write_results(o, "equal_memory", equal, meta);
   for (const auto& line : comparisons) std::cout << line << "\n";
-  run_plot(o, std::string(REMAT_SOURCE_DIR) + "/experiments/beaumont2019/plot.py");
-  return exit_status(o);
 }
 
 }  // namespace
 
-int main(int argc, char** argv) { return guarded_main("beaumont2019", [&] { return run(argc, argv); }); }
+int main(int argc, char** argv) { return paper_main(argc, argv, "beaumont2019", about, run); }

@@ -6,25 +6,21 @@ filled markers: measured median step time) against the node-level peak as a frac
 of store-all's; (bottom) the same for chain strategies in the stage model the DP
 optimises (stage makespan against stage peak). sqrt appears once per segment count
 (it takes no budget), unconnected."""
-import csv
 import os
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "plots"))
+from paper_figures import paper_out_dir, plt, read_table, save_figure  # noqa: E402
 
 STYLE = {"optimal": ("tab:red", "*"), "revolve": ("tab:blue", "^"), "greedy": ("tab:purple", "D"),
          "sqrt": ("tab:orange", "o"), "store-all": ("black", "s")}
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print("[beaumont2019 plot] usage: plot.py OUT_DIR", file=sys.stderr)
+    out = paper_out_dir("beaumont2019")
+    if out is None:
         return 2
-    out = sys.argv[1]
-    rows = [r for r in csv.DictReader(open(os.path.join(out, "makespan.csv"))) if r["status"] == "ok"]
+    rows = read_table(out, "makespan", only_ok=True)
     models = list(dict.fromkeys(r["model"] for r in rows))
     fig, axes = plt.subplots(2, len(models), figsize=(7 * len(models), 9.2), squeeze=False)
     for ax, model in zip(axes[1], models):
@@ -58,8 +54,7 @@ def main() -> int:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("heterogeneous chains: makespan against memory (profiled costs)")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "beaumont2019.png"), dpi=110)
+    save_figure(fig, out, "beaumont2019.png")
     return 0
 
 

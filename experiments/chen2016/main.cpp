@@ -22,9 +22,7 @@ constexpr const char* about =
     "paper_chen2016: peak memory and step time against depth (16 to 16384 layers) for store-all,\n"
     "sqrt and chen-greedy on mlp and resmlp; fits the exponent of memory against depth.";
 
-int run(int argc, char** argv) {
-  DriverOptions o = parse_driver_options(argc, argv, "chen2016", about);
-  int threads = apply_thread_environment();
+void run(const DriverOptions& o, int threads) {
   const std::vector<int> executed = o.quick ? std::vector<int>{8, 16, 32} : std::vector<int>{16, 32, 64, 128, 256, 512, 1024};
   const std::vector<int> simulated = o.quick ? std::vector<int>{64} : std::vector<int>{2048, 4096, 8192, 16384};
   const std::string size = o.quick ? "width=16,batch=4" : "width=128,batch=128";
@@ -91,10 +89,8 @@ int run(int argc, char** argv) {
   }
   write_results(o, "depth", table, meta);
   write_results(o, "fits", fits, meta);
-  run_plot(o, std::string(REMAT_SOURCE_DIR) + "/experiments/chen2016/plot.py");
-  return exit_status(o);
 }
 
 }  // namespace
 
-int main(int argc, char** argv) { return guarded_main("chen2016", [&] { return run(argc, argv); }); }
+int main(int argc, char** argv) { return paper_main(argc, argv, "chen2016", about, run); }

@@ -5,26 +5,22 @@ Reads OUT_DIR/depth.csv and OUT_DIR/fits.csv; writes OUT_DIR/chen2016.png:
 markers simulated, dashed lines the least-squares power-law fits (exponent in the
 legend); (middle) measured median step time against depth; (right) time overhead
 against store-all, planned (analytic) and measured."""
-import csv
 import os
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "plots"))
+from paper_figures import paper_out_dir, plt, read_table, save_figure  # noqa: E402
 
 COLORS = {"store-all": "tab:blue", "sqrt": "tab:orange", "chen-greedy": "tab:green"}
 MARKERS = {"mlp": "o", "resmlp": "s"}
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print("[chen2016 plot] usage: plot.py OUT_DIR", file=sys.stderr)
+    out = paper_out_dir("chen2016")
+    if out is None:
         return 2
-    out = sys.argv[1]
-    rows = list(csv.DictReader(open(os.path.join(out, "depth.csv"))))
-    fits = list(csv.DictReader(open(os.path.join(out, "fits.csv"))))
+    rows = read_table(out, "depth")
+    fits = read_table(out, "fits")
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(16, 4.8))
     for fam in MARKERS:
         for strat, color in COLORS.items():
@@ -68,8 +64,7 @@ def main() -> int:
     c.legend(fontsize=6, ncol=2)
     for ax in (a, b, c):
         ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "chen2016.png"), dpi=110)
+    save_figure(fig, out, "chen2016.png")
     return 0
 
 

@@ -40,6 +40,20 @@ inline int apply_thread_environment() {
   return cpu_threads();
 }
 
+// The whole main() of a paper driver `paper` (experiments/<paper>/): parses the
+// command line (usage text `about`), applies OMP_NUM_THREADS, runs
+// body(options, threads), draws the figures with experiments/<paper>/plot.py
+// (unless --no-plot) and returns exit_status; any error is guarded_main's.
+inline int paper_main(int argc, char** argv, const std::string& paper, const std::string& about,
+                      const std::function<void(const DriverOptions&, int)>& body) {
+  return guarded_main(paper, [&] {
+    const DriverOptions options = parse_driver_options(argc, argv, paper, about);
+    body(options, apply_thread_environment());
+    run_plot(options, std::string(REMAT_SOURCE_DIR) + "/experiments/" + paper + "/plot.py");
+    return exit_status(options);
+  });
+}
+
 struct Attempt {
   std::string strategy;                // one of strategy_names()
   std::string setting;                 // free text for tables: "budget 0.5", "5 slots", ...

@@ -52,9 +52,7 @@ void disagree(const std::string& what) {
   ++broken_promises();
 }
 
-int run(int argc, char** argv) {
-  DriverOptions o = parse_driver_options(argc, argv, "griewank2000", about);
-  int threads = apply_thread_environment();
+void run(const DriverOptions& o, int threads) {
   const std::vector<std::int64_t> ns = o.quick ? std::vector<std::int64_t>{10, 100, 1000}
                                                : std::vector<std::int64_t>{10, 100, 1000, 10000, 100000};
   const int max_s = o.quick ? 8 : 32;
@@ -157,10 +155,8 @@ int run(int argc, char** argv) {
   write_results(o, "counts", counts, meta);
   write_results(o, "references", references, meta);
   write_results(o, "heat", heat, meta);
-  run_plot(o, std::string(REMAT_SOURCE_DIR) + "/experiments/griewank2000/plot.py");
-  return exit_status(o);
 }
 
 }  // namespace
 
-int main(int argc, char** argv) { return guarded_main("griewank2000", [&] { return run(argc, argv); }); }
+int main(int argc, char** argv) { return paper_main(argc, argv, "griewank2000", about, run); }

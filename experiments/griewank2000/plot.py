@@ -5,23 +5,19 @@ Reads OUT_DIR/counts.csv and OUT_DIR/heat.csv; writes OUT_DIR/griewank2000.png:
 (the closed form), with markers where the replayed schedule was counted;
 (right) the heat model: recomputed ops measured, simulated and counted from the
 schedule, per (steps, slots)."""
-import csv
 import os
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "plots"))
+from paper_figures import paper_out_dir, plt, read_table, save_figure  # noqa: E402
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print("[griewank2000 plot] usage: plot.py OUT_DIR", file=sys.stderr)
+    out = paper_out_dir("griewank2000")
+    if out is None:
         return 2
-    out = sys.argv[1]
-    counts = list(csv.DictReader(open(os.path.join(out, "counts.csv"))))
-    heat = list(csv.DictReader(open(os.path.join(out, "heat.csv"))))
+    counts = read_table(out, "counts")
+    heat = read_table(out, "heat")
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.8))
     for n in sorted({int(r["n"]) for r in counts}):
         pts = [r for r in counts if int(r["n"]) == n]
@@ -49,8 +45,7 @@ def main() -> int:
     b.set_title("heat model under revolve: recomputed ops")
     b.grid(alpha=0.3, axis="y")
     b.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "griewank2000.png"), dpi=110)
+    save_figure(fig, out, "griewank2000.png")
     return 0
 
 

@@ -28,9 +28,7 @@ constexpr const char* about =
     "paper_gruslys2016: compute overhead against memory budget for an LSTM over T = 1000 steps\n"
     "(optimal, revolve, sqrt); the overhead at about 5% of store-all's memory.";
 
-int run(int argc, char** argv) {
-  DriverOptions o = parse_driver_options(argc, argv, "gruslys2016", about);
-  int threads = apply_thread_environment();
+void run(const DriverOptions& o, int threads) {
   const std::int64_t T = o.quick ? 40 : 1000;
   ModelBench bench(fmt::format("lstm:steps={},hidden=16,input=8,batch=4", T), o.paper);
   const std::size_t full = bench.store_all_peak();
@@ -127,10 +125,8 @@ int run(int argc, char** argv) {
                       {"taped_step_bytes", bench.view().chain.cbw.at(1)},
                       {"store_all_median_seconds", bench.store_all_median()}};
   write_results(o, "budgets", table, meta);
-  run_plot(o, std::string(REMAT_SOURCE_DIR) + "/experiments/gruslys2016/plot.py");
-  return exit_status(o);
 }
 
 }  // namespace
 
-int main(int argc, char** argv) { return guarded_main("gruslys2016", [&] { return run(argc, argv); }); }
+int main(int argc, char** argv) { return paper_main(argc, argv, "gruslys2016", about, run); }

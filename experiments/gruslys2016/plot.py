@@ -4,25 +4,21 @@ Reads OUT_DIR/budgets.csv; writes OUT_DIR/gruslys2016.png: time overhead against
 store-all (planned: hollow markers and lines; measured: filled markers) against the
 peak memory as a fraction of store-all's, per strategy, with the paper's headline
 point (5% of the memory, +33% time) marked."""
-import csv
 import os
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "plots"))
+from paper_figures import paper_out_dir, plt, read_table, save_figure  # noqa: E402
 
 STYLE = {"optimal": ("tab:red", "*"), "revolve": ("tab:blue", "^"), "sqrt": ("tab:orange", "o"),
          "store-all": ("black", "s")}
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print("[gruslys2016 plot] usage: plot.py OUT_DIR", file=sys.stderr)
+    out = paper_out_dir("gruslys2016")
+    if out is None:
         return 2
-    out = sys.argv[1]
-    rows = [r for r in csv.DictReader(open(os.path.join(out, "budgets.csv"))) if r["status"] == "ok"]
+    rows = read_table(out, "budgets", only_ok=True)
     fig, ax = plt.subplots(figsize=(8, 5))
     for strat, (color, marker) in STYLE.items():
         pts = sorted([r for r in rows if r["strategy"] == strat], key=lambda r: float(r["memory_fraction"]))
@@ -40,8 +36,7 @@ def main() -> int:
     ax.set_title("LSTM, T = 1000: overhead against memory")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "gruslys2016.png"), dpi=110)
+    save_figure(fig, out, "gruslys2016.png")
     return 0
 
 

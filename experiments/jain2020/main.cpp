@@ -30,9 +30,7 @@ double json_number(const nlohmann::json& j, const char* key) {
   return j.contains(key) && j.at(key).is_number() ? j.at(key).get<double>() : std::nan("");
 }
 
-int run(int argc, char** argv) {
-  DriverOptions o = parse_driver_options(argc, argv, "jain2020", about);
-  const int threads = apply_thread_environment();
+void run(const DriverOptions& o, int threads) {
   const std::vector<std::string> specs =
       o.quick ? std::vector<std::string>{"unet:levels=1,width=4,batch=1,image=8", "resnet:blocks=1,width=4,batch=2,image=8",
                                          "transformer:layers=1,width=8,heads=2,seq=4,batch=2,vocab=16"}
@@ -106,10 +104,8 @@ int run(int argc, char** argv) {
   const nlohmann::json meta{{"threads", threads}, {"time_limit_seconds", time_limit}, {"costs", "analytic"},
                             {"repeat", o.repeat}};
   write_results(o, "overhead", table, meta);
-  run_plot(o, std::string(REMAT_SOURCE_DIR) + "/experiments/jain2020/plot.py");
-  return exit_status(o);
 }
 
 }  // namespace
 
-int main(int argc, char** argv) { return guarded_main("jain2020", [&] { return run(argc, argv); }); }
+int main(int argc, char** argv) { return paper_main(argc, argv, "jain2020", about, run); }

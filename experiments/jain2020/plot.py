@@ -3,27 +3,22 @@
 Reads OUT_DIR/overhead.csv; writes OUT_DIR/jain2020.png: one panel per model, planned
 overhead (lines) and measured overhead (dots) against budget / store-all's peak for every
 strategy, refused budgets absent (as in Checkmate's Figure 5)."""
-import csv
 import os
 import sys
 import textwrap
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "plots"))
+from paper_figures import paper_out_dir, plt, read_table, save_figure  # noqa: E402
 
 STYLE = {"store-all": ("black", "o", "-"), "sqrt": ("tab:gray", "s", "--"), "chen-greedy": ("tab:blue", "^", "-"),
          "greedy": ("tab:orange", "v", "--"), "checkmate-lp": ("tab:green", "x", "-"), "checkmate": ("tab:red", "D", "-")}
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print("[jain2020 plot] usage: plot.py OUT_DIR", file=sys.stderr)
+    out = paper_out_dir("jain2020")
+    if out is None:
         return 2
-    out = sys.argv[1]
-    with open(os.path.join(out, "overhead.csv")) as f:
-        rows = list(csv.DictReader(f))
+    rows = read_table(out, "overhead")
     models = list(dict.fromkeys(r["model"] for r in rows))
     fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 4.2), squeeze=False)
     for k, model in enumerate(models):
@@ -44,8 +39,7 @@ def main() -> int:
         ax.set_title("\n".join(textwrap.wrap(f"{model} ({nodes} graph nodes)", 48)), fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, title="lines: planned, dots: measured", title_fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "jain2020.png"), dpi=120)
+    save_figure(fig, out, "jain2020.png", dpi=120)
     return 0
 
 

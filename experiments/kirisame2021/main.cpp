@@ -31,9 +31,7 @@ constexpr const char* about =
 
 Cell status_or(const Outcome& x, Cell value) { return x.feasible() ? value : Cell{}; }
 
-int run(int argc, char** argv) {
-  DriverOptions o = parse_driver_options(argc, argv, "kirisame2021", about);
-  int threads = apply_thread_environment();
+void run(const DriverOptions& o, int threads) {
   const std::vector<std::string> specs =
       o.quick ? std::vector<std::string>{"mlp:layers=8,width=16,batch=4", "resmlp:layers=8,width=16,batch=4",
                                          "transformer:layers=2,width=16,heads=2,seq=8,batch=2,vocab=32",
@@ -156,10 +154,8 @@ int run(int argc, char** argv) {
                       {"activation_bytes", activation}};
   write_results(o, "slowdown", slowdown, meta);
   write_results(o, "unit_chain", unit, meta);
-  run_plot(o, std::string(REMAT_SOURCE_DIR) + "/experiments/kirisame2021/plot.py");
-  return exit_status(o);
 }
 
 }  // namespace
 
-int main(int argc, char** argv) { return guarded_main("kirisame2021", [&] { return run(argc, argv); }); }
+int main(int argc, char** argv) { return paper_main(argc, argv, "kirisame2021", about, run); }

@@ -5,14 +5,11 @@ OUT_DIR/kirisame2021.png (one panel per model: slowdown against budget ratio per
 heuristic, planned as lines, measured as markers; infeasible or thrashing budgets
 are absent, as in DTR's figures) and OUT_DIR/unit_chain.png (recomputed ops / N
 against N at budgets of 2 sqrt(N) and 4 sqrt(N) activations)."""
-import csv
 import os
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "plots"))
+from paper_figures import paper_out_dir, plt, read_table, save_figure  # noqa: E402
 
 COLORS = {"dtr": "tab:red", "dtr-eq": "tab:orange", "dtr-local": "tab:green", "lru": "tab:blue", "size": "tab:purple",
           "msps": "tab:brown", "revolve": "black"}
@@ -22,11 +19,10 @@ DASHES = {"dtr": "-", "dtr-eq": "--", "dtr-local": "-", "lru": "--", "size": "-"
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print("[kirisame2021 plot] usage: plot.py OUT_DIR", file=sys.stderr)
+    out = paper_out_dir("kirisame2021")
+    if out is None:
         return 2
-    out = sys.argv[1]
-    rows = list(csv.DictReader(open(os.path.join(out, "slowdown.csv"))))
+    rows = read_table(out, "slowdown")
     models = list(dict.fromkeys(r["model"] for r in rows))
     cols = 2
     nrows = (len(models) + cols - 1) // cols
@@ -49,10 +45,9 @@ def main() -> int:
     for k in range(len(models), nrows * cols):
         axes[k // cols][k % cols].axis("off")
     fig.suptitle("DTR heuristics: slowdown against memory budget")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "kirisame2021.png"), dpi=110)
+    save_figure(fig, out, "kirisame2021.png")
 
-    unit = [r for r in csv.DictReader(open(os.path.join(out, "unit_chain.csv"))) if r["status"] == "ok"]
+    unit = read_table(out, "unit_chain", only_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for ax, c in zip(axes, ("2", "4")):
         for h, color in COLORS.items():
@@ -68,8 +63,7 @@ def main() -> int:
         ax.set_title(f"linear chain, budget {c} sqrt(N) activations\n(missing: infeasible or skipped)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "unit_chain.png"), dpi=110)
+    save_figure(fig, out, "unit_chain.png")
     return 0
 
 

@@ -22,9 +22,7 @@ constexpr const char* about =
     "paper_sqrt_n_claim: store-all against sqrt(n) checkpointing on 100-layer mlp and resmlp\n"
     "(memory ratio, planned and measured time overhead, recomputed ops, bitwise gradients).";
 
-int run(int argc, char** argv) {
-  DriverOptions o = parse_driver_options(argc, argv, "sqrt_n_claim", about);
-  int threads = apply_thread_environment();
+void run(const DriverOptions& o, int threads) {
   const std::string size = o.quick ? "layers=16,width=32,batch=8" : "layers=100,width=512,batch=256";
   Table table({"model", "strategy", "stages", "peak_bytes_measured", "peak_bytes_predicted", "saved_peak_bytes",
                "memory_ratio", "saved_memory_ratio", "recomputed_ops", "forward_ops", "planned_overhead",
@@ -74,10 +72,8 @@ int run(int argc, char** argv) {
   }
   write_results(o, "sqrt_n_claim", table, meta);
   write_results(o, "trace", trace, meta);
-  run_plot(o, std::string(REMAT_SOURCE_DIR) + "/experiments/sqrt_n_claim/plot.py");
-  return exit_status(o);
 }
 
 }  // namespace
 
-int main(int argc, char** argv) { return guarded_main("sqrt_n_claim", [&] { return run(argc, argv); }); }
+int main(int argc, char** argv) { return paper_main(argc, argv, "sqrt_n_claim", about, run); }

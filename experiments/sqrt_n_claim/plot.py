@@ -4,23 +4,19 @@ Reads OUT_DIR/sqrt_n_claim.csv and OUT_DIR/trace.csv; writes OUT_DIR/sqrt_n_clai
 (left) budgeted live bytes after each instruction of one step, store-all against sqrt,
 for each model; (right) memory reduction (store-all peak / sqrt peak, total and saved
 values) and time overhead (planned and measured) per model."""
-import csv
 import os
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "plots"))
+from paper_figures import paper_out_dir, plt, read_table, save_figure  # noqa: E402
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print("[sqrt_n_claim plot] usage: plot.py OUT_DIR", file=sys.stderr)
+    out = paper_out_dir("sqrt_n_claim")
+    if out is None:
         return 2
-    out = sys.argv[1]
-    rows = list(csv.DictReader(open(os.path.join(out, "sqrt_n_claim.csv"))))
-    trace = list(csv.DictReader(open(os.path.join(out, "trace.csv"))))
+    rows = read_table(out, "sqrt_n_claim")
+    trace = read_table(out, "trace")
     models = sorted({r["model"] for r in trace})
     fig, axes = plt.subplots(1, len(models) + 1, figsize=(5 * (len(models) + 1), 4.8))
     for ax, model in zip(axes, models):
@@ -60,8 +56,7 @@ def main() -> int:
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
     ax.set_title("sqrt(n): memory saved and time paid\n(dotted: the claimed 10x, dashed: 33%)")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "sqrt_n_claim.png"), dpi=110)
+    save_figure(fig, out, "sqrt_n_claim.png")
     return 0
 
 
