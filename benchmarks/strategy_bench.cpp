@@ -3,6 +3,8 @@
 //     (s = 20), optimal to L = 200 with 1000 memory slots, sqrt and chen-greedy
 //     on the same chains; budget-greedy (DTR) on node graphs to 8 x 10^4 nodes at a
 //     tenth of store-all's peak: one run, one run by the old scan, and plan().
+//     Revolve at n = 10^6, s = 20 against ADOL-C 2.7's revolve() walk (when libadolc-dev
+//     is installed), interleaved: plan_chain and the fully materialised revolve_schedule.
 //  2. optimal's exact DP on a 100-stage heterogeneous chain file (planning time and
 //     makespan, against the same DP rounded to 200 slots).
 //  3. Every strategy on the 100-layer MLP (width 512, batch 256, f32, relu) at 1/10,
