@@ -445,6 +445,17 @@ TEST_CASE("ONNX import refuses what it does not support, naming the node, op typ
   OnnxFile::integer(gap, "extra", 1);  // not in Flatten's schema: the checker refuses it first
   CHECK(load_error(unknown_attr).find("[onnx] ") == 0);
 
+  {  // two float initializers added: both stay parameters (never folded into a constant)
+    OnnxFile sum_of_weights;
+    sum_of_weights.input("x", {2, 3});
+    sum_of_weights.output("y", {2, 3});
+    sum_of_weights.initializer("a", f32(random_array({3}, 413)));
+    sum_of_weights.initializer("b", f32(random_array({3}, 414)));
+    sum_of_weights.node("Add", {"a", "b"}, {"ab"}, "add_weights");
+    sum_of_weights.node("Mul", {"x", "ab"}, {"y"}, "scale");
+    OnnxModel m = load_onnx(sum_of_weights.save(dir.path / "weights.onnx"), {"sum"});
+    CHECK(m.parameter_names.size() == 2);
+  }
   CHECK(message_of([&] { load_onnx((dir.path / "missing.onnx").string()); }) ==
         "[onnx] cannot open '" + (dir.path / "missing.onnx").string() + "'");
   std::ofstream(dir.path / "garbage.onnx") << "not a protobuf \xff\xff\xff";

@@ -478,9 +478,17 @@ void Importer::binary(const onnx::NodeProto& node, const std::string& label) {
 // Returns false when the node is not a foldable one or reads a computed tensor.
 bool Importer::fold(const onnx::NodeProto& node, Attributes& at, const std::string& label) {
   const std::string& op = node.op_type();
+  // A float initializer is a parameter (it has a gradient), never folded away; the
+  // constants of shape arithmetic are integer initializers and Constant nodes.
   auto all_constant = [&] {
-    for (const auto& name : node.input())
-      if (!name.empty() && !is_constant(name)) return false;
+    for (const auto& name : node.input()) {
+      if (name.empty()) continue;
+      if (!is_constant(name)) return false;
+      auto init = initializers_.find(name);
+      if (init != initializers_.end() && !constants_.count(name) &&
+          (init->second->data_type() == onnx::TensorProto::FLOAT || init->second->data_type() == onnx::TensorProto::DOUBLE))
+        return false;
+    }
     return true;
   };
   if (op == "Shape") {
