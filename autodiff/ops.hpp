@@ -76,4 +76,9 @@ Value upsample_nearest(Value x, int scale);  // (N, C, H, W) -> (N, C, H*scale, 
 // them with Executor::state(node) as {running_mean, running_var}.
 Value batchnorm(Value x, Value gamma, Value beta, double momentum = 0.1, double eps = 1e-5);
 
+// ---- large-language-model ops (ops/llm.cpp) ----
+// x converted to a floating dtype (bf16 activations from f32 weights, say); the
+// gradient flows back converted to x's dtype.
+Value cast(Value x, DType dtype);
+
 }  // namespace remat

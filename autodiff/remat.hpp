@@ -2,6 +2,7 @@
 #pragma once
 
 #include "autodiff/cpu/cpu_backend.hpp"
+#include "autodiff/cpu/low_precision_backend.hpp"
 #include "autodiff/eval.hpp"
 #include "autodiff/costs.hpp"
 #include "autodiff/executor.hpp"

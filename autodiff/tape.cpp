@@ -31,7 +31,7 @@ Value Tape::placeholder(std::string name, TensorMeta meta) {
 }
 
 Value Tape::parameter(std::string name, HostArray initial) {
-  if (!is_floating(initial.meta.dtype)) throw Error("[tape] parameter '" + name + "' must be f32 or f64");
+  if (!is_floating(initial.meta.dtype)) throw Error("[tape] parameter '" + name + "' must be floating (f32, f64, bf16 or f16)");
   Node n;
   n.kind = NodeKind::parameter;
   n.name = std::move(name);

@@ -86,6 +86,12 @@ py::array to_numpy(const remat::HostArray& a) {
     case remat::DType::f32: dtype = py::dtype::of<float>(); break;
     case remat::DType::f64: dtype = py::dtype::of<double>(); break;
     case remat::DType::i32: dtype = py::dtype::of<std::int32_t>(); break;
+    case remat::DType::bf16:  // NumPy has no bf16: the values, widened exactly to f32
+    case remat::DType::f16: {
+      py::array_t<float> wide(shape);
+      for (std::int64_t i = 0; i < a.numel(); ++i) wide.mutable_data()[i] = static_cast<float>(a.at(i));
+      return wide;
+    }
   }
   py::array out(dtype, shape);
   if (!a.bytes.empty()) std::memcpy(out.mutable_data(), a.bytes.data(), a.bytes.size());
