@@ -12,5 +12,6 @@
 #include "autodiff/program.hpp"
 #include "autodiff/promises.hpp"
 #include "autodiff/strategy.hpp"
+#include "autodiff/training_memory.hpp"
 #include "autodiff/tape.hpp"
 #include "autodiff/tensor.hpp"
