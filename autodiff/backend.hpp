@@ -69,6 +69,14 @@ class Backend {
   // the executor calls it before reading a clock.
   virtual void synchronize() {}
 
+  // Whether tensors of `dtype` may live here: empty() refuses the others with an
+  // Error "[<name>] ...". By default the 16-bit formats are refused; a backend that
+  // runs them (the metering backend, LowPrecisionCpuBackend) says so.
+  virtual bool supports(DType dtype) const { return !is_16bit(dtype); }
+  // dst = src converted element by element to dst's dtype (shapes equal). The default
+  // goes through host copies (download, convert, upload); backends may do better.
+  virtual void convert(const Tensor& src, Tensor& dst);
+
   MemoryMeter& meter() { return meter_; }
   const MemoryMeter& meter() const { return meter_; }
 

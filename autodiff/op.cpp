@@ -21,7 +21,7 @@ void expect_rank(const std::string& op, const TensorMeta& meta, int rank, const 
 
 void expect_floating(const std::string& op, const TensorMeta& meta, const char* what) {
   if (!is_floating(meta.dtype))
-    throw_op_error(op, std::string(what) + " must be f32 or f64, got " + dtype_name(meta.dtype));
+    throw_op_error(op, std::string(what) + " must be floating (f32, f64, bf16 or f16), got " + dtype_name(meta.dtype));
 }
 
 void expect_same_dtype(const std::string& op, std::span<const TensorMeta> inputs) {

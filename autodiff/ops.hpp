@@ -97,4 +97,9 @@ struct BatchNormRunning {
 };
 Value batchnorm(Value x, Value gamma, Value beta, double momentum, double eps, BatchNormRunning running);
 
+// ---- large-language-model ops (ops/llm.cpp) ----
+// x converted to a floating dtype (bf16 activations from f32 weights, say); the
+// gradient flows back converted to x's dtype.
+Value cast(Value x, DType dtype);
+
 }  // namespace remat

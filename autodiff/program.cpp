@@ -183,7 +183,9 @@ Program store_all_program(const Tape& tape, int loss) {
   p.strategy = "store-all";
   p.loss = loss;
   for (int id : forward_order(tape, loss)) {
-    if (tape.node(id).kind == NodeKind::parameter) p.grad_targets.push_back(id);
+    if (tape.node(id).kind == NodeKind::parameter) {
+      if (tape.node(id).requires_grad) p.grad_targets.push_back(id);  // frozen parameters have no gradient
+    }
     else p.instructions.push_back({InstructionKind::compute, id});
   }
   p.instructions.push_back({InstructionKind::seed_grad, loss});

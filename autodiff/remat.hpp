@@ -2,6 +2,7 @@
 #pragma once
 
 #include "autodiff/cpu/cpu_backend.hpp"
+#include "autodiff/cpu/low_precision_backend.hpp"
 #include "autodiff/eval.hpp"
 #include "autodiff/costs.hpp"
 #include "autodiff/executor.hpp"
@@ -11,5 +12,6 @@
 #include "autodiff/program.hpp"
 #include "autodiff/promises.hpp"
 #include "autodiff/strategy.hpp"
+#include "autodiff/training_memory.hpp"
 #include "autodiff/tape.hpp"
 #include "autodiff/tensor.hpp"

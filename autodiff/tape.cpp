@@ -30,13 +30,13 @@ Value Tape::placeholder(std::string name, TensorMeta meta) {
   return add_node(std::move(n));
 }
 
-Value Tape::parameter(std::string name, HostArray initial) {
-  if (!is_floating(initial.meta.dtype)) throw Error("[tape] parameter '" + name + "' must be f32 or f64");
+Value Tape::parameter(std::string name, HostArray initial, bool trainable) {
+  if (!is_floating(initial.meta.dtype)) throw Error("[tape] parameter '" + name + "' must be floating (f32, f64, bf16 or f16)");
   Node n;
   n.kind = NodeKind::parameter;
   n.name = std::move(name);
   n.meta = initial.meta;
-  n.requires_grad = true;
+  n.requires_grad = trainable;
   Value v = add_node(std::move(n));
   parameter_initial_[v.id] = std::move(initial);
   return v;

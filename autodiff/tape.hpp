@@ -44,7 +44,9 @@ using Bindings = std::map<int, HostArray>;
 class Tape {
  public:
   Value placeholder(std::string name, TensorMeta meta);
-  Value parameter(std::string name, HostArray initial);
+  // A frozen parameter (trainable = false) gets no gradient: no gradient buffer, no
+  // optimizer state; its bytes are still weights.
+  Value parameter(std::string name, HostArray initial, bool trainable = true);
   // A placeholder with a default binding, for teaching and eval().
   Value input(std::string name, HostArray value);
   Value record(std::shared_ptr<const Op> op, std::vector<Value> inputs);

@@ -25,10 +25,24 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class DType : std::uint8_t { f32, f64, i32 };
+// bf16 (bfloat16: 8 exponent, 7 mantissa bits) and f16 (IEEE binary16) are storage
+// formats: 2 bytes per element in memory and in every byte count; backends that run
+// them compute in f32 (see is_16bit and the converters below).
+enum class DType : std::uint8_t { f32, f64, i32, bf16, f16 };
 std::size_t dtype_size(DType dtype);
 const char* dtype_name(DType dtype);
+// The dtype named "f32", "f64", "i32", "bf16" or "f16"; an Error "[dtype] ..." otherwise.
+DType dtype_from_name(const std::string& name);
 inline bool is_floating(DType dtype) { return dtype != DType::i32; }
+inline bool is_16bit(DType dtype) { return dtype == DType::bf16 || dtype == DType::f16; }
+
+// Bit-exact conversions between f32 and the 16-bit formats. Narrowing rounds to
+// nearest, ties to even; NaN stays NaN (quiet), infinities and signed zeros are kept,
+// f16 overflows to infinity and keeps its subnormals.
+float bf16_to_f32(std::uint16_t bits);
+std::uint16_t f32_to_bf16(float value);
+float f16_to_f32(std::uint16_t bits);
+std::uint16_t f32_to_f16(float value);
 
 using Shape = std::vector<std::int64_t>;
 // The product of the extents; an Error "[shape] ..." when it overflows int64.

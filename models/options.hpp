@@ -74,7 +74,8 @@ class Options {
   std::set<std::string> used_;
 };
 
-inline DType parse_dtype(Options& o) { return o.choice("dtype", "f32", {"f32", "f64"}) == "f64" ? DType::f64 : DType::f32; }
+// bf16 and f16 models run on the metering backend and on LowPrecisionCpuBackend.
+inline DType parse_dtype(Options& o) { return dtype_from_name(o.choice("dtype", "f32", {"f32", "f64", "bf16", "f16"})); }
 
 inline HostArray normal_weights(const Shape& shape, DType dtype, double stddev, std::uint32_t seed) {
   HostArray a(TensorMeta{shape, dtype});

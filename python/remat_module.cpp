@@ -49,8 +49,10 @@ py::dtype numpy_dtype(remat::DType dtype) {
     case remat::DType::f32: return py::dtype::of<float>();
     case remat::DType::f64: return py::dtype::of<double>();
     case remat::DType::i32: return py::dtype::of<std::int32_t>();
+    case remat::DType::f16: return py::dtype("float16");
+    case remat::DType::bf16: break;  // NumPy has no bf16: to_numpy_view widens it
   }
-  throw Error("[python] unknown dtype");
+  throw Error(std::string("[python] NumPy has no dtype for ") + remat::dtype_name(dtype));
 }
 
 std::string type_name(const py::handle& object) { return py::str(py::type::of(object).attr("__name__")); }
@@ -59,6 +61,12 @@ py::array to_numpy_view(std::unique_ptr<PyBuffer> buffer, bool writeable) {
   const remat::TensorMeta meta = buffer->meta();
   void* data = buffer->data();
   std::vector<py::ssize_t> shape(meta.shape.begin(), meta.shape.end());
+  if (meta.dtype == remat::DType::bf16) {  // no NumPy bf16: a copy widened exactly to f32
+    py::array_t<float> wide(shape);
+    const auto* bits = static_cast<const std::uint16_t*>(data);
+    for (std::int64_t i = 0; i < meta.numel(); ++i) wide.mutable_data()[i] = remat::bf16_to_f32(bits[i]);
+    return wide;
+  }
   py::object base = py::cast(std::move(buffer));  // the array's base: it owns the bytes
   if (!data) {  // zero elements: numpy needs no bytes, but a non-null pointer
     static std::byte none[8];

@@ -159,7 +159,7 @@ ChainView chain_view(const Tape& tape, int loss, const ChainViewOptions& options
   view.stage_backward.assign(static_cast<std::size_t>(L), {});
   for (int id : backward_order(tape, loss)) view.stage_backward[static_cast<std::size_t>(stage_of[static_cast<std::size_t>(id)])].push_back(id);
   for (int id : forward_order(tape, loss))
-    if (tape.node(id).kind == NodeKind::parameter) view.grad_targets.push_back(id);
+    if (tape.node(id).kind == NodeKind::parameter && tape.node(id).requires_grad) view.grad_targets.push_back(id);
 
   NodeCosts analytic;
   if (!options.costs) analytic = analytic_node_costs(tape);

@@ -330,7 +330,7 @@ TrainingGraph training_graph_from_tape(const Tape& tape, int loss, const TapeGra
   auto is_param = [&](int id) { return tape.node(id).kind == NodeKind::parameter; };
   std::vector<int> value_of(tape.size(), -1);  // forward value of a tape node
   for (int id : forward_order(tape, loss))
-    if (is_param(id)) g.grad_targets.push_back(id);
+    if (is_param(id) && tape.node(id).requires_grad) g.grad_targets.push_back(id);  // not frozen ones
 
   for (int id : compute_order(tape, loss)) {
     const Node& n = tape.node(id);

@@ -83,9 +83,9 @@ TEST_CASE("errors: dtype mismatches name the op and the dtypes") {
   auto d = t.input("d", testing::random_array({3}, 2, -1, 1, DType::f64));
   auto ids = t.input("ids", HostArray::from({3}, std::vector<std::int32_t>{0, 1, 2}));
   CHECK_THROWS_WITH_AS(add(a, d), "[add] inputs have different dtypes: f32 and f64", Error);
-  CHECK_THROWS_WITH_AS(tanh(ids), "[tanh] input must be f32 or f64, got i32", Error);
+  CHECK_THROWS_WITH_AS(tanh(ids), "[tanh] input must be floating (f32, f64, bf16 or f16), got i32", Error);
   CHECK_THROWS_WITH_AS(t.parameter("p", HostArray::from({2}, std::vector<std::int32_t>{1, 2})),
-                       "[tape] parameter 'p' must be f32 or f64", Error);
+                       "[tape] parameter 'p' must be floating (f32, f64, bf16 or f16)", Error);
 
   // A binding of the wrong dtype or shape is refused by the executor, naming the placeholder.
   Tape u;

@@ -102,6 +102,8 @@ void CpuBackend::fill(Tensor& dst, double value) {
     case DType::f32: std::fill_n(dst.data<float>(), dst.numel(), static_cast<float>(value)); break;
     case DType::f64: std::fill_n(dst.data<double>(), dst.numel(), value); break;
     case DType::i32: std::fill_n(dst.data<std::int32_t>(), dst.numel(), static_cast<std::int32_t>(value)); break;
+    case DType::bf16:  // refused at allocation (supports()); LowPrecisionCpuBackend runs these in f32
+    case DType::f16: throw Error("[cpu fill] 16-bit tensors run through LowPrecisionCpuBackend");
   }
 }
 

@@ -74,6 +74,11 @@ int run_cli(int argc, char** argv) {
   plan->add_option("--export-graph", plan_o.export_graph,
                    "write the training graph of --model, --chain or --graph as node-link JSON to PATH");
   plan->add_flag("--program", plan_o.print_program, "also print the node-level program (models only; in the JSON with --json)");
+  plan->add_option("--optimizer", plan_o.optimizer, "models: sgd (no state) or adam (two moments per trainable element)");
+  plan->add_option("--master-weights", plan_o.master_weights, "models: f32 keeps f32 master copies of 16-bit trainable weights");
+  plan->add_option("--budget-total", plan_o.budget_total,
+                   "models: bytes (24GiB) of device memory in all; the activations get what weights, gradients and "
+                   "optimizer state leave");
 
   auto* run = app.add_subcommand("run", "Run training steps and check measured against planned memory");
   add_common(run, run_o, false);

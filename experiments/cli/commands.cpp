@@ -72,8 +72,20 @@ std::string users_of(StrategyOption o) {
   return fmt::format("{}", fmt::join(names, ", "));
 }
 
-std::unique_ptr<Backend> make_backend(const std::string& device) {
-  if (device == "cpu") return std::make_unique<CpuBackend>();
+// True when some value of the tape is bf16 or f16.
+bool stores_16bit(const Tape& tape) {
+  for (const auto& n : tape.nodes())
+    if (is_16bit(n.meta.dtype)) return true;
+  return false;
+}
+
+// The device's backend; on the CPU, a model with 16-bit values runs on
+// LowPrecisionCpuBackend (f32 compute), any other on CpuBackend.
+std::unique_ptr<Backend> make_backend(const std::string& device, const Tape& tape) {
+  if (device == "cpu") {
+    if (stores_16bit(tape)) return std::make_unique<LowPrecisionCpuBackend>();
+    return std::make_unique<CpuBackend>();
+  }
   if (device == "cuda") {
     if (!cuda_built()) return make_cuda_backend();  // throws the built-without-CUDA message
     if (cuda_device_count() == 0) throw Error("[cuda] no CUDA device is present on this machine; use --device cpu");
@@ -242,6 +254,9 @@ int command_plan(const CommonOptions& o) {
   };
   Json j;
 
+  if ((!o.graph.empty() || !o.chain.empty()) &&
+      (o.optimizer != "sgd" || !o.master_weights.empty() || !o.budget_total.empty()))
+    throw Error("[plan] --optimizer, --master-weights and --budget-total apply to --model only");
   if (!o.graph.empty()) {
     if (o.graph.rfind("file:", 0) != 0)
       throw Error(fmt::format("[plan] --graph expects file:PATH (node-link JSON), got '{}'", o.graph));
@@ -290,12 +305,27 @@ int command_plan(const CommonOptions& o) {
     std::unique_ptr<Backend> backend;
     Bindings data;
     if (o.costs == "measured") {
-      backend = make_backend(o.device);
+      backend = make_backend(o.device, *m.tape);
       data = m.batch(0);
     }
     std::optional<NodeCosts> costs = costs_for("plan", o.costs, m, backend.get(), data);
+    const Optimizer optimizer = optimizer_from_name(o.optimizer, "plan");
+    std::optional<DType> master;
+    if (!o.master_weights.empty()) {
+      if (o.master_weights != "f32") throw Error(fmt::format("[plan] --master-weights must be f32, got '{}'", o.master_weights));
+      master = DType::f32;
+    }
+    const StepReport store_all_step = simulate(*m.tape, store_all_program(*m.tape, m.loss.id));
+    TrainingMemory memory = training_memory(*m.tape, store_all_step, optimizer, master);
     std::optional<std::size_t> budget;
-    if (spec) budget = spec->resolve(store_all_peak_of(m));
+    if (spec) budget = spec->resolve(store_all_step.peak_bytes);
+    if (!o.budget_total.empty()) {
+      if (spec) throw Error("[plan] give --budget (activations) or --budget-total (all device memory), not both");
+      const BudgetSpec total = parse_budget(o.budget_total);
+      if (!total.bytes)
+        throw Error(fmt::format("[plan] --budget-total must be bytes (24GiB), not a percentage: '{}'", o.budget_total));
+      budget = activation_budget(memory, *total.bytes, "plan");
+    }
     if (exported) {
       TapeGraphCosts graph_costs = costs ? tape_graph_costs(*costs) : analytic_tape_costs(*m.tape);
       TrainingGraph g = training_graph_from_tape(*m.tape, m.loss.id, graph_costs);
@@ -309,6 +339,17 @@ int command_plan(const CommonOptions& o) {
     if (!o.onnx.path.empty()) j["load_seconds"] = load_seconds;  // reading, checking and recording the ONNX file
     j["budget_bytes"] = optional_json(budget);
     j["feasible"] = true;
+    memory.activation_peak = r.predicted.peak_bytes;
+    j["memory"] = Json{{"weights", memory.weights},
+                       {"parameter_gradients", memory.parameter_gradients},
+                       {"optimizer", optimizer_name(optimizer)},
+                       {"optimizer_state", memory.optimizer_state},
+                       {"master_weights", memory.master_weights},
+                       {"activation_peak", memory.activation_peak},
+                       {"total", memory.total()},
+                       {"trainable_elements", memory.trainable_elements},
+                       {"frozen_elements", memory.frozen_elements}};
+    if (!o.budget_total.empty()) j["memory"]["budget_total"] = *parse_budget(o.budget_total).bytes;
     if (o.print_program) {
       if (o.json) j["program"] = r.program.to_json();
       else std::cout << r.program.to_string(*m.tape);
@@ -334,9 +375,9 @@ int command_run(const CommonOptions& o) {
   auto strategy = info.make(strategy_options_for("run", info, o.slots, o.heuristic, o.dp_slots, o.time_limit));
   std::optional<BudgetSpec> spec;
   if (!o.budget.empty()) spec = parse_budget(o.budget);
-  auto backend = make_backend(o.device);
   OnnxModel imported;
   Model m = model_for("run", o.model, o.onnx, &imported);
+  auto backend = make_backend(o.device, *m.tape);
   Bindings data = m.batch(0);
   std::optional<NodeCosts> costs = costs_for("run", o.costs, m, backend.get(), data);
   std::optional<std::size_t> budget;
@@ -421,8 +462,8 @@ int command_compare(const CompareOptions& o) {
   } else {
     for (const auto& name : split(o.strategies, ',')) chosen.push_back(&strategy_info(name));
   }
-  auto backend = make_backend(o.device);
   Model m = model_for("compare", o.model, o.onnx);
+  auto backend = make_backend(o.device, *m.tape);
   Bindings data = m.batch(0);
   const Tape& tape = *m.tape;
   const std::size_t store_all_peak = store_all_peak_of(m);

@@ -30,6 +30,9 @@ struct OnnxSource {
 struct CommonOptions {
   std::string chain, model, strategy, budget, costs = "analytic", device = "cpu";
   std::string graph, export_graph;  // plan only: --graph file:PATH, --export-graph PATH
+  // plan --model only: the fixed memory of training (autodiff/training_memory.hpp) and
+  // a budget on the total device memory instead of the activations.
+  std::string optimizer = "sgd", master_weights, budget_total;
   std::optional<std::string> heuristic;
   std::optional<int> slots, dp_slots, threads;
   int repeat = 3;

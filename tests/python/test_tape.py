@@ -259,7 +259,7 @@ def test_misuse_raises_the_cpp_message():
         ops.reshape(a, [4, 2])
     with pytest.raises(remat.Error, match=r"^\[slice\]"):
         ops.slice(a, 1, 2, 9)
-    with pytest.raises(remat.Error, match=r"^\[tape\] parameter 'i' must be f32 or f64"):
+    with pytest.raises(remat.Error, match=r"^\[tape\] parameter 'i' must be floating \(f32, f64, bf16 or f16\)"):
         one.parameter("i", np.ones(3, np.int32))
     with pytest.raises(remat.Error, match=r"^\[python\] parameter 'q': dtype int64 is not supported"):
         one.parameter("q", np.ones(3, np.int64))
