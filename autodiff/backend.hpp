@@ -175,6 +175,50 @@ class Backend {
   std::shared_ptr<BackendLife> life_ = std::make_shared<BackendLife>();
 };
 
+// Every kernel of the interface above, declared as an override. A backend that runs
+// all of them (CpuBackend, CudaBackend, LowPrecisionCpuBackend) writes
+// REMAT_BACKEND_KERNEL_OVERRIDES in its class body, so a new kernel is declared here
+// once and each backend only defines it.
+#define REMAT_BACKEND_KERNEL_OVERRIDES \
+  void upload(const HostArray& src, Tensor& dst) override; \
+  HostArray download(const Tensor& src) override; \
+  void fill(Tensor& dst, double value) override; \
+  void copy(const Tensor& src, Tensor& dst) override; \
+  void copy_strided(const Tensor& src, const StridedView& from, Tensor& dst, const StridedView& to, bool accumulate) override; \
+  void unary(UnaryKind kind, double param, const Tensor& x, Tensor& y) override; \
+  void unary_backward(UnaryKind kind, double param, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx) override; \
+  void binary(BinaryKind kind, const Tensor& a, const Tensor& b, Tensor& out) override; \
+  void binary_backward(BinaryKind kind, int which, const Tensor& a, const Tensor& b, const Tensor& gy, Tensor& g) override; \
+  void sum_to_shape(const Tensor& x, Tensor& out) override; \
+  void broadcast_to(const Tensor& x, double scale, Tensor& out) override; \
+  void accumulate(const Tensor& src, Tensor& dst) override; \
+  void axpy(double alpha, const Tensor& x, Tensor& y) override; \
+  void reduce(ReduceKind kind, const Tensor& x, const std::vector<bool>& axes, Tensor& out) override; \
+  void reduce_max_backward(const Tensor& x, const Tensor& out, const Tensor& gy, const std::vector<bool>& axes, Tensor& gx) override; \
+  void gemm(const GemmArgs& args) override; \
+  void softmax(const Tensor& x, bool log, Tensor& y) override; \
+  void softmax_backward(const Tensor& y, const Tensor& gy, bool log, Tensor& gx) override; \
+  void cross_entropy(const Tensor& logits, const Tensor& labels, Tensor& out) override; \
+  void cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Tensor& gy, Tensor& glogits) override; \
+  void mse(const Tensor& a, const Tensor& b, Tensor& out) override; \
+  void mse_backward(const Tensor& a, const Tensor& b, const Tensor& gy, double sign, Tensor& g) override; \
+  void layernorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& y) override; \
+  void layernorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& gy, double eps, Tensor* gx, Tensor* ggamma, Tensor* gbeta) override; \
+  void dropout(const Tensor& x, double p, std::uint64_t seed, std::uint64_t key, Tensor& y) override; \
+  void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override; \
+  void embedding_backward(const Tensor& ids, const Tensor& gy, Tensor& gtable) override; \
+  void clamp(const Tensor& x, double lo, double hi, Tensor& y) override; \
+  void clamp_backward(const Tensor& x, double lo, double hi, const Tensor& gy, Tensor& gx) override; \
+  void im2col(const Tensor& x, std::int64_t image, const Conv2dGeometry& g, Tensor& col) override; \
+  void col2im(const Tensor& col, std::int64_t image, const Conv2dGeometry& g, Tensor& gx) override; \
+  void pool2d(PoolKind kind, const Pool2dGeometry& g, const Tensor& x, Tensor& y) override; \
+  void pool2d_backward(PoolKind kind, const Pool2dGeometry& g, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx) override; \
+  void upsample_nearest(const Tensor& x, std::int64_t scale, Tensor& y) override; \
+  void upsample_nearest_backward(const Tensor& gy, std::int64_t scale, Tensor& gx) override; \
+  void batchnorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& y) override; \
+  void batchnorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& gy, double eps, Tensor* gx, Tensor* ggamma, Tensor* gbeta) override; \
+  void batchnorm_update_running(const Tensor& x, double momentum, Tensor& running_mean, Tensor& running_var) override;
+
 // Picks an implementation by dtype: f(float{}) or f(double{}); i32 is refused.
 template <class F>
 decltype(auto) dispatch_floating(DType dtype, const char* source, F&& f) {

@@ -100,6 +100,35 @@ class BetaTable {
   std::vector<std::int64_t> values_;
 };
 
+// Revolve's recursion (revolve_split) walked with an explicit stack, as both the
+// schedule generator and the stats walk need it: advance(a, k) makes k forward steps
+// from the checkpoint at a, turn(a) reverses stage a; tasks are (first stage, stages,
+// slots), the later half pushed first so the nearer half runs now.
+template <class Index, class Advance, class Turn>
+void walk_revolve(Index L, Index s0, const BetaTable& betas, Advance&& advance, Turn&& turn) {
+  struct Task { Index a, n, s; };
+  std::vector<Task> stack{{0, L, s0}};
+  stack.reserve(static_cast<std::size_t>(s0) + 64);
+  while (!stack.empty()) {
+    const Task t = stack.back();
+    stack.pop_back();
+    if (t.n == 1) {
+      turn(t.a);
+    } else if (t.s == 1) {
+      for (Index k = t.n - 1; k >= 1; --k) {
+        advance(t.a, k);
+        turn(t.a + k);
+      }
+      turn(t.a);
+    } else {
+      const auto i = static_cast<Index>(betas.split(t.n, t.s));
+      advance(t.a, i);
+      stack.push_back({t.a, i, t.s});                // the first i steps, later
+      stack.push_back({t.a + i, t.n - i, t.s - 1});  // the last n-i steps, now
+    }
+  }
+}
+
 }  // namespace
 
 std::int64_t revolve_beta(std::int64_t s, std::int64_t r) {
@@ -175,29 +204,8 @@ Schedule revolve_schedule(const Chain& chain, int slots) {
     if (a == L - 1) *out++ = {StageActionKind::backward, L};
     *out++ = {StageActionKind::backward, a};
   };
-  struct Task { int a, n, s; };
   const int s0 = std::min(slots, L);  // s > L slots behave as s = L
-  const BetaTable betas(L, s0);
-  std::vector<Task> stack{{0, L, s0}};
-  stack.reserve(static_cast<std::size_t>(s0) + 64);
-  while (!stack.empty()) {
-    const Task t = stack.back();
-    stack.pop_back();
-    if (t.n == 1) {
-      turn(t.a);
-    } else if (t.s == 1) {
-      for (int k = t.n - 1; k >= 1; --k) {
-        advance(t.a, k);
-        turn(t.a + k);
-      }
-      turn(t.a);
-    } else {
-      const int i = static_cast<int>(betas.split(t.n, t.s));
-      advance(t.a, i);
-      stack.push_back({t.a, i, t.s});                  // the first i steps, later
-      stack.push_back({t.a + i, t.n - i, t.s - 1});    // the last n-i steps, now
-    }
-  }
+  walk_revolve<int>(L, s0, BetaTable(L, s0), advance, turn);
   if (out != schedule.actions.data() + schedule.actions.size())
     throw Error(fmt::format("[revolve] internal: {} stages with {} slots emitted {} actions, expected {}", L, slots,
                             out - schedule.actions.data(), total));
@@ -433,26 +441,7 @@ ScheduleStats revolve_stats_in(const Chain& chain, int slots) {
     peak = std::max(peak, mem + cw(a) + chain.btmp[static_cast<std::size_t>(a)]);
     mem += cw(a) - cbw - cw(a + 1) - cw(a);  // delta(a) in; the tape, delta(a+1) and x(a) out
   };
-  struct Task { std::int64_t a, n, s; };
-  std::vector<Task> stack{{0, L, s0}};
-  while (!stack.empty()) {
-    const Task t = stack.back();
-    stack.pop_back();
-    if (t.n == 1) {
-      turn(t.a);
-    } else if (t.s == 1) {
-      for (std::int64_t k = t.n - 1; k >= 1; --k) {
-        advance(t.a, k);
-        turn(t.a + k);
-      }
-      turn(t.a);
-    } else {
-      const std::int64_t i = betas.split(t.n, t.s);
-      advance(t.a, i);
-      stack.push_back({t.a, i, t.s});
-      stack.push_back({t.a + i, t.n - i, t.s - 1});
-    }
-  }
+  walk_revolve<std::int64_t>(L, s0, betas, advance, turn);
   return revolve_stats_from(chain, forward_steps, peak, runs);
 }
 
@@ -509,6 +498,16 @@ class RevolveStrategy final : public ChainPlanner {
   using ChainPlanner::ChainPlanner;
   std::string name() const override { return "revolve"; }
 
+  // --slots, checked against the chain's length.
+  int checked_slots(int L) const {
+    const int s = *options_.slots;
+    if (s < 1 || s > L)
+      throw Error(fmt::format("[revolve] --slots = {} must be in 1..{} (slot 0 holds x(0); the chain has {} stages, so "
+                              "more slots than stages are never used)",
+                              s, L, L));
+    return s;
+  }
+
   // A chain file: the same family and rule as ChainPlanner's, with each candidate's
   // figures from revolve_stats (no schedule is materialised to choose); the chosen
   // schedule is materialised only up to 2^16 actions (beyond, its figures stand alone).
@@ -517,12 +516,7 @@ class RevolveStrategy final : public ChainPlanner {
     const int L = chain.length();
     std::vector<int> candidates;
     if (options_.slots) {
-      const int s = *options_.slots;
-      if (s < 1 || s > L)
-        throw Error(fmt::format("[revolve] --slots = {} must be in 1..{} (slot 0 holds x(0); the chain has {} stages, so "
-                                "more slots than stages are never used)",
-                                s, L, L));
-      candidates = {s};
+      candidates = {checked_slots(L)};
     } else if (!budget.bytes) {
       candidates = {std::min(L, std::max(1, static_cast<int>(std::ceil(std::log(static_cast<double>(L)) / std::log(4.0)))))};
     } else {
@@ -576,12 +570,7 @@ class RevolveStrategy final : public ChainPlanner {
     const int L = chain.length();
     auto named = [&](int s) { return NamedSchedule{fmt::format("{} slot{}", s, s == 1 ? "" : "s"), revolve_schedule(chain, s)}; };
     if (options_.slots) {
-      const int s = *options_.slots;
-      if (s < 1 || s > L)
-        throw Error(fmt::format("[revolve] --slots = {} must be in 1..{} (slot 0 holds x(0); the chain has {} stages, so "
-                                "more slots than stages are never used)",
-                                s, L, L));
-      return {named(s)};
+      return {named(checked_slots(L))};
     }
     if (!budgeted) {
       int s = std::max(1, static_cast<int>(std::ceil(std::log(static_cast<double>(L)) / std::log(4.0))));
