@@ -341,7 +341,14 @@ class UniformRevolve {
     if (n == 1) return turn(last);
     const std::uint64_t key = (static_cast<std::uint64_t>(n) << 33) | (static_cast<std::uint64_t>(s) << 1) | last;
     if (auto it = memo_.find(key); it != memo_.end()) return it->second;
-    if (memo_.size() >= max_tasks_) throw TooMany{};
+    // Too many distinct tasks, or a recursion deeper than a safe stack allows (slots
+    // close to n nest one task per stage): the caller falls back to the iterative walk.
+    if (memo_.size() >= max_tasks_ || depth_ >= max_depth) throw TooMany{};
+    struct Nesting {
+      int& depth;
+      explicit Nesting(int& d) : depth(++d) {}
+      ~Nesting() { --depth; }
+    } nesting(depth_);
     Piece p;
     if (s == 1) {
       for (int k = n - 1; k >= 1; --k) {
@@ -363,6 +370,8 @@ class UniformRevolve {
   std::int64_t cw_, cbw_, btmp_, ftmp_, fdrop_, cw_last_, cbw_last_, btmp_last_;
   std::unordered_map<std::uint64_t, Piece> memo_;
   std::size_t max_tasks_ = 0;
+  static constexpr int max_depth = 512;
+  int depth_ = 0;
 };
 
 // The figures from the forward count, the peak and the forward executions per stage as
