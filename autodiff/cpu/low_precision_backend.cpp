@@ -66,6 +66,9 @@ void* LowPrecisionCpuBackend::raw_allocate(std::size_t bytes) {
     throw Error("[cpu] out of memory: could not allocate " + std::to_string(bytes) + " bytes");
   void* p = std::aligned_alloc(64, rounded_size(bytes));
   if (!p) throw Error("[cpu] out of memory: could not allocate " + std::to_string(bytes) + " bytes");
+  // Zeroed: kernels widen their outputs too (some accumulate into them), so a fresh
+  // output is read before it is written; zeros keep that read defined.
+  std::memset(p, 0, rounded_size(bytes));
   return p;
 }
 
