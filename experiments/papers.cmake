@@ -25,6 +25,17 @@ foreach(paper IN LISTS REMAT_PAPERS)
   endif()
 endforeach()
 
+# The drivers that take real models (--onnx), on a resnet18 exported by PyTorch.
+if(REMAT_TESTS AND TARGET paper_chen2016 AND TARGET paper_kirisame2021 AND Python3_EXECUTABLE)
+  add_test(NAME paper_real_models_quick
+           COMMAND ${CMAKE_COMMAND} -DPYTHON=${Python3_EXECUTABLE} -DSOURCE_DIR=${PROJECT_SOURCE_DIR}
+                   -DBIN_DIR=$<TARGET_FILE_DIR:paper_chen2016> -DSCRATCH=${PROJECT_BINARY_DIR}/paper_smoke/real_models
+                   -P ${CMAKE_CURRENT_SOURCE_DIR}/real_models_check.cmake)
+  set_tests_properties(paper_real_models_quick PROPERTIES
+    TIMEOUT 300
+    ENVIRONMENT "OMP_WAIT_POLICY=passive;OMP_NUM_THREADS=2;OPENBLAS_NUM_THREADS=2")
+endif()
+
 add_custom_target(papers)
 foreach(paper IN LISTS REMAT_PAPERS)
   if(TARGET paper_${paper})

@@ -26,12 +26,25 @@ built=$(date +%s)
 echo "[reproduce_all] built in $((built - start)) s"
 
 export OMP_WAIT_POLICY=passive OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
+# Real architectures for the drivers that take them (chen2016, kirisame2021): torchvision's
+# resnet18 and densenet121 with random weights, batch 4 at 64x64, exported by PyTorch.
+echo "[reproduce_all] exporting resnet18 and densenet121 to results/onnx_models/"
+if ! /usr/bin/python3 scripts/export_models.py --out results/onnx_models --models resnet18,densenet121 \
+       --batch 4 --image 64 >results/onnx_models.log 2>&1; then
+  cat results/onnx_models.log >&2
+  echo "[reproduce_all] exporting the ONNX models failed: see results/onnx_models.log" >&2
+  exit 1
+fi
+declare -A real_models=(
+  [chen2016]="--onnx results/onnx_models/resnet18.onnx --onnx results/onnx_models/densenet121.onnx"
+  [kirisame2021]="--onnx results/onnx_models/resnet18.onnx")
 failed=()
 for p in "${papers[@]}"; do
   mkdir -p "results/$p"
   t0=$(date +%s)
   echo "[reproduce_all] ---- $p ----"
-  if build/bin/paper_$p --out "results/$p" "$@" 2>"results/$p/log.txt" | tee "results/$p/summary.txt"; then
+  read -r -a extra <<<"${real_models[$p]:-}"
+  if build/bin/paper_$p --out "results/$p" "${extra[@]}" "$@" 2>"results/$p/log.txt" | tee "results/$p/summary.txt"; then
     echo "[reproduce_all] $p done in $(( $(date +%s) - t0 )) s"
   else
     echo "[reproduce_all] $p FAILED after $(( $(date +%s) - t0 )) s; the end of results/$p/log.txt:" >&2

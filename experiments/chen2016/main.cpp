@@ -7,6 +7,8 @@
 // rounds) and 2048..16384 simulated only (simulate() on the metering backend, which
 // the executed rows show equals the measured peak to the byte). The exponent of
 // peak memory against depth is a least-squares fit on log-log over all depths.
+// With --onnx PATH (scripts/export_models.py), store-all, sqrt and chen-greedy also run
+// on each real architecture: results/chen2016/real_models.{csv,json}.
 // Writes results/chen2016/{depth,fits}.{csv,json} and chen2016.png.
 // Exit status: 0; 2 on errors; 4 when a promise broke.
 #include "experiments/common/bench.hpp"
@@ -87,10 +89,39 @@ void run(const DriverOptions& o, int threads) {
                                depth_of[name].back(), ex.exponent);
     }
   }
+  // --onnx: store-all, sqrt (cut at the graph's articulation points) and chen-greedy on
+  // real architectures, executed with the promises checked.
+  Table real({"model", "strategy", "stages", "peak_bytes_predicted", "peak_bytes_measured", "memory_ratio",
+              "recomputed_ops", "forward_ops", "planned_overhead", "median_seconds", "measured_overhead",
+              "grads_bitwise_equal", "promises_hold"});
+  for (Model& model : real_models(o)) {
+    ModelBench bench(std::move(model), o.paper);
+    std::vector<Outcome> outs;
+    for (const auto& name : strategies) {
+      outs.push_back(bench.plan(Attempt{name, "", std::nullopt, {}}));
+      if (!outs.back().feasible())
+        throw Error(fmt::format("[chen2016] {} could not be planned on {}: {}", name, bench.spec(), outs.back().error));
+    }
+    std::vector<Outcome*> ptrs;
+    for (auto& x : outs) ptrs.push_back(&x);
+    bench.execute(ptrs, o.repeat);
+    std::cout << fmt::format("{} ({} chain stages):", bench.spec(), bench.view().chain.length());
+    for (const Outcome& x : outs) {
+      const double ratio = static_cast<double>(bench.store_all_peak()) / static_cast<double>(x.measured.peak_bytes);
+      real.add({bench.spec(), x.attempt.strategy, std::int64_t{bench.view().chain.length()},
+                static_cast<std::int64_t>(x.predicted.peak_bytes), static_cast<std::int64_t>(x.measured.peak_bytes), ratio,
+                x.measured.recomputed_ops, x.measured.forward_ops, x.planned_overhead, x.median_seconds,
+                x.measured_overhead, x.grads_bitwise_equal, x.promises_hold});
+      std::cout << fmt::format(" | {} {:.2f} MiB ({:.2f}x less) {:+.0f}%", x.attempt.strategy,
+                               static_cast<double>(x.measured.peak_bytes) / 1048576.0, ratio, 100 * x.measured_overhead);
+    }
+    std::cout << "\n";
+  }
   write_results(o, "depth", table, meta);
   write_results(o, "fits", fits, meta);
+  if (!o.onnx.empty()) write_results(o, "real_models", real, meta);
 }
 
 }  // namespace
 
-int main(int argc, char** argv) { return paper_main(argc, argv, "chen2016", about, run); }
+int main(int argc, char** argv) { return paper_main(argc, argv, "chen2016", about, run, /*takes_real_models=*/true); }

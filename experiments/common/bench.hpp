@@ -20,6 +20,7 @@
 
 #include "experiments/common/results.hpp"
 #include "models/models.hpp"
+#include "models/onnx/onnx_import.hpp"
 #include "strategies/stage_schedules.hpp"
 #include "strategies/strategies.hpp"
 
@@ -44,14 +45,29 @@ inline int apply_thread_environment() {
 // command line (usage text `about`), applies OMP_NUM_THREADS, runs
 // body(options, threads), draws the figures with experiments/<paper>/plot.py
 // (unless --no-plot) and returns exit_status; any error is guarded_main's.
+// Drivers that run on real models too (--onnx) say so with takes_real_models; the
+// others refuse --onnx rather than ignore it.
 inline int paper_main(int argc, char** argv, const std::string& paper, const std::string& about,
-                      const std::function<void(const DriverOptions&, int)>& body) {
+                      const std::function<void(const DriverOptions&, int)>& body, bool takes_real_models = false) {
   return guarded_main(paper, [&] {
     const DriverOptions options = parse_driver_options(argc, argv, paper, about);
+    if (!takes_real_models && !options.onnx.empty())
+      throw Error(fmt::format("[{}] --onnx: this driver runs its own models only (chen2016 and kirisame2021 take ONNX models)", paper));
     body(options, apply_thread_environment());
     run_plot(options, std::string(REMAT_SOURCE_DIR) + "/experiments/" + paper + "/plot.py");
     return exit_status(options);
   });
+}
+
+// The models of --onnx, loaded as the CLI loads them (the default loss: cross-entropy
+// on a classifier's logits). An unreadable or unsupported file is the importer's Error.
+inline std::vector<Model> real_models(const DriverOptions& o) {
+  std::vector<Model> models;
+  for (const std::string& path : o.onnx) {
+    std::cerr << fmt::format("[{}] loading {}\n", o.paper, path);
+    models.push_back(std::move(load_onnx(path).model));
+  }
+  return models;
 }
 
 struct Attempt {

@@ -37,6 +37,7 @@ struct DriverOptions {
   bool quick = false;             // tiny sizes: the ctest smoke test
   bool plot = true;               // --no-plot skips the python figure
   int repeat = 5;                 // timed rounds per program (medians); --quick uses 2
+  std::vector<std::string> onnx;  // --onnx PATH (repeatable): real models, for the drivers that take them
 };
 
 inline DriverOptions parse_driver_options(int argc, char** argv, const std::string& paper, const std::string& about) {
@@ -67,12 +68,16 @@ inline DriverOptions parse_driver_options(int argc, char** argv, const std::stri
       }
       if (o.repeat < 1) throw Error(fmt::format("[{}] --repeat expects a positive integer, got '{}'", paper, v));
       repeat_given = true;
+    } else if (arg == "--onnx") {
+      o.onnx.push_back(value());
     } else if (arg == "--help" || arg == "-h") {
       std::cout << about << "\n\nOptions:\n"
                 << "  --quick      tiny sizes (a few seconds): the smoke test\n"
                 << "  --out DIR    where CSV, JSON and PNG files go (default results/" << paper << ")\n"
                 << "  --no-plot    do not call the plot script\n"
-                << "  --repeat N   timed rounds per program; times are medians (default 5, 2 with --quick)\n";
+                << "  --repeat N   timed rounds per program; times are medians (default 5, 2 with --quick)\n"
+                << "  --onnx PATH  also run on this ONNX model (scripts/export_models.py; repeatable;\n"
+                << "               chen2016 and kirisame2021 take real models, the other drivers refuse it)\n";
       std::exit(0);
     } else {
       throw Error(fmt::format("[{}] unknown argument '{}' (try --help)", paper, arg));

@@ -6,7 +6,8 @@
 //   planned (analytic_program_time) and measured (real runs, promises checked, median
 //   over interleaved rounds). Budgets the greedy runtime cannot meet are reported as
 //   infeasible (with the least budget it named) or failed (thrashing), as DTR's
-//   figures leave them out.
+//   figures leave them out. With --onnx PATH (scripts/export_models.py), the same sweep
+//   runs on each real architecture too (rows named onnx:PATH).
 // Part 2 (unit chain): the claim that an N-layer linear network trains with an
 //   O(sqrt(N)) budget using O(N) tensor operations. mlp with N layers, width 16, batch 4
 //   (one activation = 256 bytes; N = 100, 400, 1600; --quick: 16, 64), budget =
@@ -46,9 +47,7 @@ void run(const DriverOptions& o, int threads) {
   Table slowdown({"model", "heuristic", "budget_ratio", "budget_bytes", "status", "min_feasible_bytes", "error",
                   "peak_bytes_measured", "peak_bytes_predicted", "recomputed_ops", "planned_slowdown", "measured_slowdown",
                   "median_seconds", "plan_seconds", "grads_bitwise_equal", "promises_hold"});
-  for (const auto& spec : specs) {
-    std::cerr << fmt::format("[kirisame2021] {}\n", spec);
-    ModelBench bench(spec, o.paper);
+  auto slowdown_on = [&](ModelBench& bench) {
     const std::size_t full = bench.store_all_peak();
     std::vector<Outcome> outs;
     for (const auto& h : greedy_heuristics())
@@ -86,6 +85,15 @@ void run(const DriverOptions& o, int threads) {
       }
       std::cout << "\n";
     }
+  };
+  for (const auto& spec : specs) {
+    std::cerr << fmt::format("[kirisame2021] {}\n", spec);
+    ModelBench bench(spec, o.paper);
+    slowdown_on(bench);
+  }
+  for (Model& real : real_models(o)) {  // --onnx: the same sweep on real architectures
+    ModelBench bench(std::move(real), o.paper);
+    slowdown_on(bench);
   }
 
   // ---- Part 2: the unit chain ----
@@ -158,4 +166,4 @@ void run(const DriverOptions& o, int threads) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return paper_main(argc, argv, "kirisame2021", about, run); }
+int main(int argc, char** argv) { return paper_main(argc, argv, "kirisame2021", about, run, /*takes_real_models=*/true); }
