@@ -92,7 +92,7 @@ int run_cli(int argc, char** argv) {
   compare->add_option("--onnx", compare_o.onnx.path, "an ONNX model file instead of --model");
   compare->add_option("--loss", compare_o.onnx.loss, loss_help);
   compare->add_option("--inputs", compare_o.onnx.inputs, inputs_help);
-  compare->add_option("--budgets", compare_o.budgets, std::string("comma-separated budgets, each ") + budget_help);
+  compare->add_option("--budgets", compare_o.budgets, std::string("comma-separated budgets, each ") + budget_help + ", or least (each strategy at its own smallest feasible budget)");
   compare->add_option("--strategies", compare_o.strategies, "comma-separated strategies (default: every strategy but the time-limited solvers checkmate and checkmate-lp)");
   compare->add_option("--device", compare_o.device, "cpu or cuda");
   compare->add_option("--repeat", compare_o.repeat, "timed rounds over every strategy, interleaved (median reported)");

@@ -441,6 +441,7 @@ struct CompareRow {
   PromiseCheck check;
   std::vector<double> times;
   double step_seconds_median = 0, time_overhead = 0;
+  bool least = false;  // planned at its own smallest feasible budget (--budgets least)
 };
 
 }  // namespace
@@ -453,8 +454,13 @@ int command_compare(const CompareOptions& o) {
   OutputFile csv("compare", "--csv", o.csv);
   OutputFile plot_check("compare", "--plot", o.plot);
   apply_threads("compare", o.threads);
+  // "least" in --budgets: each strategy at its own smallest feasible budget.
   std::vector<BudgetSpec> specs;
-  for (const auto& item : split(o.budgets, ',')) specs.push_back(parse_budget(item));
+  bool least = false;
+  for (const auto& item : split(o.budgets, ',')) {
+    if (item == "least") least = true;
+    else specs.push_back(parse_budget(item));
+  }
   std::vector<const StrategyInfo*> chosen;
   if (o.strategies.empty()) {
     for (const auto& row : strategy_registry())
@@ -472,7 +478,7 @@ int command_compare(const CompareOptions& o) {
   // its default; strategies whose default is store-all get sqrt's peak as the budget.
   std::vector<CompareRow> rows;
   rows.push_back({"store-all", "every value kept", std::nullopt, "-"});
-  if (specs.empty()) {
+  if (specs.empty() && !least) {
     const std::size_t sqrt_peak = plan(*make_strategy("sqrt"), PlanRequest{tape, m.loss.id, Budget{}}).predicted.peak_bytes;
     for (const StrategyInfo* info : chosen) {
       if (info->name == "store-all") continue;
@@ -486,6 +492,12 @@ int command_compare(const CompareOptions& o) {
         const std::size_t b = spec.resolve(store_all_peak);
         rows.push_back({info->name, "budget " + spec.text, b, spec.text});
       }
+    if (least)
+      for (const StrategyInfo* info : chosen)
+        if (info->name != "store-all") {
+          rows.push_back({info->name, "least feasible budget", std::nullopt, "least"});
+          rows.back().least = true;
+        }
   }
 
   ReferenceStep reference = reference_step(tape, m.loss.id, *backend, data);
@@ -495,8 +507,17 @@ int command_compare(const CompareOptions& o) {
     std::cerr << fmt::format("[compare] {}/{} {} ({})\n", k + 1, rows.size(), row.strategy, row.setting);
     try {
       const StrategyInfo& info = strategy_info(row.strategy);
-      row.plan = plan(*info.make(strategy_options_for("compare", info, {}, {}, {}, o.time_limit)),
-                      PlanRequest{tape, m.loss.id, Budget{row.budget}});
+      auto strategy = info.make(strategy_options_for("compare", info, {}, {}, {}, o.time_limit));
+      if (row.least) {  // a one-byte budget is refused with the smallest feasible one, which is then planned
+        try {
+          row.plan = plan(*strategy, PlanRequest{tape, m.loss.id, Budget{std::size_t{1}}});
+          row.budget = row.plan.predicted.peak_bytes;
+        } catch (const InfeasibleBudget& e) {
+          row.budget = e.min_feasible_bytes;
+        }
+        row.budget_text = std::to_string(*row.budget);
+      }
+      row.plan = plan(*strategy, PlanRequest{tape, m.loss.id, Budget{row.budget}});
       row.feasible = true;
     } catch (const InfeasibleBudget& e) {
       row.min_feasible = e.min_feasible_bytes;
