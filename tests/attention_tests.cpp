@@ -67,3 +67,28 @@ TEST_CASE("fused attention: output and gradients equal the naive composition; th
         CHECK(grads[g].at(i) == doctest::Approx(grads[g + 2].at(i)).epsilon(1e-9));
   }
 }
+
+TEST_CASE("fused attention: gradients are bitwise equal for 1 and 2 threads") {
+  const Shape shape{2, 3, 37, 8};
+  std::vector<std::vector<std::byte>> runs;
+  const int before = cpu_threads();
+  for (int threads : {1, 2}) {
+    set_cpu_threads(threads);
+    Tape t;
+    Value q = t.parameter("q", random_array(shape, 31)), k = t.parameter("k", random_array(shape, 32)),
+          v = t.parameter("v", random_array(shape, 33));
+    Value o = attention(q, k, v, true, 0.35);
+    Value loss = sum(mul(o, t.input("w", random_array(o.shape(), 34))));
+    CpuBackend cpu;
+    Executor ex(t, cpu);
+    StepResult r = grad(ex, loss);
+    std::vector<std::byte> bytes;
+    for (int id : {q.id, k.id, v.id}) {
+      HostArray g = cpu.download(r.gradients.at(id));
+      bytes.insert(bytes.end(), g.bytes.begin(), g.bytes.end());
+    }
+    runs.push_back(bytes);
+  }
+  set_cpu_threads(before);
+  CHECK(runs[0] == runs[1]);
+}
