@@ -163,6 +163,16 @@ class Backend {
   // running = (1 - momentum) * running + momentum * batch statistic (unbiased variance).
   virtual void batchnorm_update_running(const Tensor& x, double momentum, Tensor& running_mean,
                                         Tensor& running_var) = 0;
+  // Fused attention (ops/attention.cpp, kernel_math/attention.hpp): q, k, v (B, H, T, D);
+  // out (B, H, T, D + 2) packed: softmax(scale q k^T [+ causal mask]) v, then the row's
+  // log-sum-exp as hi + lo. `workspace` holds B*H*attention_forward_scratch(D) (vjp:
+  // attention_backward_scratch) elements of the compute type (f64 for f64, else f32).
+  // The vjp reads q, k, v, out and gout's first D columns; gq, gk, gv may be null.
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale, Tensor& out,
+                         Tensor& workspace) = 0;
+  virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                  const Tensor& gout, bool causal, double scale, Tensor* gq, Tensor* gk, Tensor* gv,
+                                  Tensor& workspace) = 0;
 
  protected:
   virtual void* raw_allocate(std::size_t bytes) = 0;
@@ -217,7 +227,9 @@ class Backend {
   void upsample_nearest_backward(const Tensor& gy, std::int64_t scale, Tensor& gx) override; \
   void batchnorm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& y) override; \
   void batchnorm_backward(const Tensor& x, const Tensor& gamma, const Tensor& gy, double eps, Tensor* gx, Tensor* ggamma, Tensor* gbeta) override; \
-  void batchnorm_update_running(const Tensor& x, double momentum, Tensor& running_mean, Tensor& running_var) override;
+  void batchnorm_update_running(const Tensor& x, double momentum, Tensor& running_mean, Tensor& running_var) override; \
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale, Tensor& out, Tensor& workspace) override; \
+  void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& gout, bool causal, double scale, Tensor* gq, Tensor* gk, Tensor* gv, Tensor& workspace) override;
 
 // Picks an implementation by dtype: f(float{}) or f(double{}); i32 is refused.
 template <class F>

@@ -7,8 +7,19 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 namespace remat {
+
+namespace {
+// The roofline time of a cost (ns, at least 1).
+std::int64_t roofline_ns(const Cost& c) {
+  double ns = std::max(c.flops / 20.0, (c.bytes_read + c.bytes_written) / 10.0);
+  // A cost beyond 2^62 ns (146 years) saturates: the plan is still valid, only its weights are capped.
+  if (!(ns < 4.6e18)) return std::int64_t{1} << 62;
+  return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(ns)));
+}
+}  // namespace
 
 std::int64_t analytic_node_time(const Tape& tape, int id) {
   const Node& n = tape.node(id);
@@ -16,12 +27,21 @@ std::int64_t analytic_node_time(const Tape& tape, int id) {
   std::vector<TensorMeta> metas;
   metas.reserve(n.inputs.size());
   for (int in : n.inputs) metas.push_back(tape.node(in).meta);
-  Cost c = n.op->cost(metas, n.meta);
-  double ns = std::max(c.flops / 20.0, (c.bytes_read + c.bytes_written) / 10.0);
-  // A cost beyond 2^62 ns (146 years) saturates: the plan is still valid, only its weights are capped.
-  if (!(ns < 4.6e18)) return std::int64_t{1} << 62;
-  return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(ns)));
+  return roofline_ns(n.op->cost(metas, n.meta));
 }
+
+namespace {
+// The roofline time of the op's own vjp cost, when it states one.
+std::optional<std::int64_t> analytic_vjp_time(const Tape& tape, int id) {
+  const Node& n = tape.node(id);
+  if (n.kind != NodeKind::op) return std::nullopt;
+  std::vector<TensorMeta> metas;
+  metas.reserve(n.inputs.size());
+  for (int in : n.inputs) metas.push_back(tape.node(in).meta);
+  if (auto c = n.op->vjp_cost(metas, n.meta)) return roofline_ns(*c);
+  return std::nullopt;
+}
+}  // namespace
 
 NodeCosts analytic_node_costs(const Tape& tape) {
   NodeCosts c;
@@ -29,7 +49,8 @@ NodeCosts analytic_node_costs(const Tape& tape) {
   c.backward_ns.resize(tape.size());
   for (std::size_t id = 0; id < tape.size(); ++id) {
     c.forward_ns[id] = analytic_node_time(tape, static_cast<int>(id));
-    c.backward_ns[id] = std::min(c.forward_ns[id], std::int64_t{1} << 61) * 2;  // backward ~ 2x forward
+    const auto vjp = analytic_vjp_time(tape, static_cast<int>(id));  // the op's own, else ~ 2x forward
+    c.backward_ns[id] = vjp ? *vjp : std::min(c.forward_ns[id], std::int64_t{1} << 61) * 2;
   }
   return c;
 }

@@ -3,8 +3,9 @@
 //  - NodeCosts: forward and backward time of every node of a tape, in integer
 //    nanoseconds (at least 1 for every node a program computes).
 //  - analytic_node_costs: a roofline of each op's Cost (20 GFLOP/s, 10 GB/s; a
-//    placeholder's binding is copied at 10 GB/s), backward twice the forward. It
-//    needs shapes only, so it plans models of any size without running them.
+//    placeholder's binding is copied at 10 GB/s), backward twice the forward unless
+//    the op states its vjp's cost (Op::vjp_cost). It needs shapes only, so it plans
+//    models of any size without running them.
 //  - profile_node_costs: a profiled store-all step on the backend that will run the
 //    plan (one warm-up step, then the median of `repeats` steps per instruction).
 //  - program_time: the time of a Program under a cost table (computes of op and

@@ -53,6 +53,9 @@ class MeteringBackend final : public Backend {
   void batchnorm(const Tensor&, const Tensor&, const Tensor&, double, Tensor&) override {}
   void batchnorm_backward(const Tensor&, const Tensor&, const Tensor&, double, Tensor*, Tensor*, Tensor*) override {}
   void batchnorm_update_running(const Tensor&, double, Tensor&, Tensor&) override {}
+  void attention(const Tensor&, const Tensor&, const Tensor&, bool, double, Tensor&, Tensor&) override {}
+  void attention_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, bool, double, Tensor*,
+                          Tensor*, Tensor*, Tensor&) override {}
 
  protected:
   void* raw_allocate(std::size_t) override { return nullptr; }

@@ -6,7 +6,8 @@
 //  - vjp(): writes the gradient contribution of every input that wants one;
 //  - saves(): which values the vjp reads (inputs, output, or none): exactly what a
 //    strategy must keep, or recompute, before running the vjp;
-//  - cost(): flops and bytes moved, for the planners' analytic cost model;
+//  - cost(): flops and bytes moved, for the planners' analytic cost model (and
+//    vjp_cost() where the vjp is not about twice the forward);
 //  - *_workspace_bytes(): upper bounds of the scratch each phase allocates
 //    (metered as workspace; the stage model adds them to a stage's peak).
 // Ops with state updated by forward (batchnorm) declare it with initial_state()
@@ -17,6 +18,7 @@
 #include "autodiff/backend.hpp"
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -72,6 +74,9 @@ class Op {
   virtual void vjp(const VjpArgs& args) const = 0;
   virtual SavedValues saves(std::size_t input_count) const = 0;
   virtual Cost cost(std::span<const TensorMeta> inputs, const TensorMeta& output) const;
+  // The vjp's cost when it is not about twice the forward's (an op that recomputes
+  // inside its vjp, like fused attention); empty: the cost model takes twice cost().
+  virtual std::optional<Cost> vjp_cost(std::span<const TensorMeta>, const TensorMeta&) const { return std::nullopt; }
   virtual std::size_t forward_workspace_bytes(std::span<const TensorMeta>, const TensorMeta&) const { return 0; }
   virtual std::size_t vjp_workspace_bytes(std::span<const TensorMeta>, const TensorMeta&) const { return 0; }
   // False for integer inputs such as labels and ids.

@@ -97,6 +97,13 @@ struct BatchNormRunning {
 };
 Value batchnorm(Value x, Value gamma, Value beta, double momentum, double eps, BatchNormRunning running);
 
+// ---- fused attention (ops/attention.cpp) ----
+// softmax(scale q k^T [+ causal mask: key j hidden from query i when j > i]) v for
+// q, k, v (B, H, T, D) -> (B, H, T, D), flash-attention style: no T x T tensor is
+// kept; the tape saves q, k, v, the output and two statistics per row, and the vjp
+// recomputes the scores blockwise. scale is usually 1/sqrt(D).
+Value attention(const Value& q, const Value& k, const Value& v, bool causal, double scale);
+
 // ---- large-language-model ops (ops/llm.cpp) ----
 // x converted to a floating dtype (bf16 activations from f32 weights, say); the
 // gradient flows back converted to x's dtype.

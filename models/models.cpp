@@ -113,7 +113,7 @@ std::string model_catalogue() {
          "  resmlp:layers=16,width=256,batch=64,act=...,dtype=...        (residual MLP blocks)\n"
          "  resnet:blocks=3,width=8,batch=8,image=32,classes=10,bn=1     (depth = 2*blocks+2 conv layers)\n"
          "  lstm:steps=32,hidden=32,input=16,batch=8                      (unrolled, BPTT)\n"
-         "  transformer:layers=2,width=32,heads=4,seq=16,batch=4,vocab=64,dropout=10 (GPT-style)\n"
+         "  transformer:layers=2,width=32,heads=4,seq=16,batch=4,vocab=64,dropout=10,attention=naive|fused (GPT-style)\n"
          "  unet:levels=2,width=8,batch=2,image=32                        (skip connections)\n"
          "  heat:steps=100,grid=64,r=25,equation=heat|burgers,c=10       (1-D heat or viscous Burgers, r and c in 1/100)\n"
          "  every model also takes dtype=f32|f64\n";

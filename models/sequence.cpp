@@ -8,7 +8,8 @@
 //    embeddings, pre-layernorm causal self-attention with softmax, a GELU MLP,
 //    dropout on both residual branches, and a cross-entropy next-token loss.
 //    Each block reads its own copy of the causal mask (a placeholder), so block
-//    outputs stay cuts.
+//    outputs stay cuts. attention=fused uses the fused attention op instead
+//    (ops/attention.cpp: no scores kept, no mask placeholders).
 // Dimension legends: B = batch, T = time, D = input features, H = hidden,
 // C = model width, h = heads, V = vocabulary.
 #include "models/options.hpp"
@@ -77,6 +78,7 @@ Model build_transformer(const ModelSpec& spec) {
   auto vocab = o.integer("vocab", 64, 2, 1 << 20);
   auto dropout_percent = o.integer("dropout", 10, 0, 90);
   DType dtype = parse_dtype(o);
+  const bool fused = o.choice("attention", "naive", {"naive", "fused"}) == "fused";
   if (width % heads != 0)
     throw Error(fmt::format("[model transformer] width={} must be a multiple of heads={}", width, heads));
   Model m;
@@ -103,15 +105,18 @@ Model build_transformer(const ModelSpec& spec) {
   t.mark_stage(x);
   std::vector<int> masks;
   for (std::int64_t l = 0; l < layers; ++l) {
-    Value mask = t.placeholder(fmt::format("causal_mask{}", l), {{T, T}, dtype});
-    masks.push_back(mask.id);
     // Attention: q, k, v (B, h, T, hd); scores (B, h, T, T).
     Value a = layernorm(x, ones(C), zeros(C));
     Value qkv = linear(a, weight(3 * C, C), zeros(3 * C));  // (B, T, 3C)
     auto heads_of = [&](std::int64_t k) { return permute(reshape(slice(qkv, 2, k * C, (k + 1) * C), {B, T, heads, hd}), {0, 2, 1, 3}); };
     Value q = heads_of(0), k = heads_of(1), v = heads_of(2);
-    Value scores = add(scale(matmul(q, transpose(k)), 1.0 / std::sqrt(static_cast<double>(hd))), mask);
-    Value attn = matmul(softmax(scores), v);  // (B, h, T, hd)
+    const double sc = 1.0 / std::sqrt(static_cast<double>(hd));
+    Value attn = fused ? attention(q, k, v, true, sc) : Value{};  // (B, h, T, hd), no (B, h, T, T) kept
+    if (!fused) {
+      Value mask = t.placeholder(fmt::format("causal_mask{}", l), {{T, T}, dtype});
+      masks.push_back(mask.id);
+      attn = matmul(softmax(add(scale(matmul(q, transpose(k)), sc), mask)), v);
+    }
     Value merged = reshape(permute(attn, {0, 2, 1, 3}), {B, T, C});
     x = add(x, dropout(linear(merged, weight(C, C, 1.0 / static_cast<double>(layers)), zeros(C)), p));
     // MLP: C -> 4C -> C with GELU.

@@ -345,4 +345,35 @@ void LowPrecisionCpuBackend::batchnorm_update_running(const Tensor& x, double mo
   narrow(wv, running_var);
 }
 
+// Fused attention: the packed output's statistics column d holds the row's
+// log-sum-exp; narrowed, it keeps its rounding residue in column d + 1 (hi + lo),
+// and widening adds the two back, so the 16-bit statistic keeps ~16 bits.
+void LowPrecisionCpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale,
+                                       Tensor& out, Tensor& workspace) {
+  Tensor wo = widen(inner_, out);
+  inner_.attention(widen(inner_, q), widen(inner_, k), widen(inner_, v), causal, scale, wo, workspace);
+  if (!is_16bit(out.dtype())) return;
+  const std::int64_t stride = out.dim(3), d = stride - 2, rows = out.numel() / stride;
+  float* w = wo.data<float>();
+  for (std::int64_t r = 0; r < rows; ++r) {  // lo = lse - hi, rounded again when narrowed
+    float* row = w + r * stride;
+    const float lse = row[d];
+    const float hi = out.dtype() == DType::bf16 ? bf16_to_f32(f32_to_bf16(lse)) : f16_to_f32(f32_to_f16(lse));
+    row[d] = hi;
+    row[d + 1] = lse - hi;
+  }
+  narrow(wo, out);
+}
+
+void LowPrecisionCpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                                const Tensor& gout, bool causal, double scale, Tensor* gq, Tensor* gk,
+                                                Tensor* gv, Tensor& workspace) {
+  OptionalOutput oq(inner_, gq), ok(inner_, gk), ov(inner_, gv);
+  inner_.attention_backward(widen(inner_, q), widen(inner_, k), widen(inner_, v), widen(inner_, out),
+                            widen(inner_, gout), causal, scale, oq.staged(), ok.staged(), ov.staged(), workspace);
+  oq.finish();
+  ok.finish();
+  ov.finish();
+}
+
 }  // namespace remat
