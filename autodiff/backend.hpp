@@ -18,7 +18,7 @@
 
 namespace remat {
 
-enum class UnaryKind : std::uint8_t { neg, exp, log, tanh, sigmoid, relu, gelu, square, pow, scale };
+enum class UnaryKind : std::uint8_t { neg, exp, log, tanh, sigmoid, relu, gelu, square, pow, scale, erf };
 enum class BinaryKind : std::uint8_t { add, sub, mul, div };
 enum class ReduceKind : std::uint8_t { sum, mean, max };
 enum class PoolKind : std::uint8_t { max, avg };

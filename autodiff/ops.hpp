@@ -23,6 +23,7 @@ Value tanh(Value x);
 Value sigmoid(Value x);
 Value relu(Value x);
 Value gelu(Value x);  // tanh approximation
+Value erf(Value x);   // the error function (exact GELU is 0.5 x (1 + erf(x / sqrt 2)))
 Value square(Value x);
 Value pow(Value x, double exponent);
 Value scale(Value x, double factor);

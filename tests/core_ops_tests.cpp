@@ -25,6 +25,7 @@ TEST_CASE("unary ops match finite differences") {
       {"sigmoid", sigmoid, random_array({3, 4}, 5)},
       {"relu", relu, random_away_from_zero({3, 4}, 6)},
       {"gelu", gelu, random_array({3, 4}, 7, -3, 3)},
+      {"erf", erf, random_array({3, 4}, 13, -2, 2)},
       {"square", square, random_array({3, 4}, 8)},
   };
   for (auto& c : cases) {

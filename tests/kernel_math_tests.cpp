@@ -33,7 +33,7 @@ namespace km = remat::kernel_math;
 namespace {
 
 const UnaryKind all_unary[] = {UnaryKind::neg,  UnaryKind::exp,  UnaryKind::log,    UnaryKind::tanh, UnaryKind::sigmoid,
-                               UnaryKind::relu, UnaryKind::gelu, UnaryKind::square, UnaryKind::pow,  UnaryKind::scale};
+                               UnaryKind::relu, UnaryKind::gelu, UnaryKind::square, UnaryKind::pow,  UnaryKind::scale, UnaryKind::erf};
 const BinaryKind all_binary[] = {BinaryKind::add, BinaryKind::sub, BinaryKind::mul, BinaryKind::div};
 const double nan_value = std::numeric_limits<double>::quiet_NaN();
 

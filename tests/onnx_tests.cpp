@@ -5,7 +5,10 @@
 // here with the protobuf API of libonnx; a loaded graph is compared bitwise with the
 // same network recorded by hand with remat's ops, every refusal names the node, op
 // type and attribute, and the CLI's --onnx, --inputs and --save-grads round-trip
-// through .npy files. The PyTorch oracle of real architectures is
+// through .npy files. The transformer mappings: MatMul's NumPy broadcasting against
+// direct loops (values) and differences (gradients), an attention block against the
+// same block recorded by hand, shape ops against index arithmetic, and their refusals.
+// The PyTorch oracle of real architectures is
 // tests/python/test_onnx_import.py.
 #include "gradcheck.hpp"
 #include "cli_harness.hpp"
@@ -23,6 +26,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 namespace remat {
 namespace {
@@ -175,18 +179,19 @@ TEST_CASE("max_pool2d with ceil_mode has PyTorch's output sizes and brute-force 
 
 class OnnxFile {
  public:
-  OnnxFile() {
-    model_.set_ir_version(7);
+  explicit OnnxFile(std::int64_t opset = 13) {
+    model_.set_ir_version(opset >= 15 ? 8 : 7);
     model_.set_producer_name("remat tests");
-    model_.add_opset_import()->set_version(13);
+    model_.add_opset_import()->set_version(opset);
     graph_ = model_.mutable_graph();
     graph_->set_name("test");
   }
-  void input(const std::string& name, const Shape& shape, bool symbolic_batch = false) {
+  void input(const std::string& name, const Shape& shape, bool symbolic_batch = false,
+             int elem_type = onnx::TensorProto::FLOAT) {
     auto* in = graph_->add_input();
     in->set_name(name);
     auto* tt = in->mutable_type()->mutable_tensor_type();
-    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    tt->set_elem_type(elem_type);
     for (std::size_t i = 0; i < shape.size(); ++i) {
       auto* d = tt->mutable_shape()->add_dim();
       if (i == 0 && symbolic_batch) d->set_dim_param("batch");
@@ -210,6 +215,18 @@ class OnnxFile {
     t->set_data_type(onnx::TensorProto::INT64);
     t->add_dims(static_cast<std::int64_t>(values.size()));
     for (auto v : values) t->add_int64_data(v);
+  }
+  // An integer (INT64) or BOOL initializer of any shape.
+  void int_tensor(const std::string& name, const Shape& shape, const std::vector<std::int64_t>& values,
+                  int type = onnx::TensorProto::INT64) {
+    auto* t = graph_->add_initializer();
+    t->set_name(name);
+    t->set_data_type(type);
+    for (auto d : shape) t->add_dims(d);
+    for (auto v : values) {
+      if (type == onnx::TensorProto::INT64) t->add_int64_data(v);
+      else t->add_int32_data(static_cast<std::int32_t>(v));
+    }
   }
   onnx::NodeProto* node(const std::string& op, std::vector<std::string> inputs, std::vector<std::string> outputs,
                         const std::string& name) {
@@ -463,6 +480,325 @@ TEST_CASE("ONNX import refuses what it does not support, naming the node, op typ
   OnnxFile fine = SmallCnn{}.file();
   const std::string path = fine.save(dir.path / "fine.onnx");
   CHECK(message_of([&] { load_onnx(path, {"hinge"}); }) == "[onnx] unknown loss 'hinge' (known: auto, cross-entropy, mse, sum)");
+}
+
+// ---- transformer ops ----
+
+// NumPy's matmul in doubles, by direct loops: 1-d operands gain a unit axis that the
+// result drops, batch axes broadcast.
+HostArray numpy_matmul(const HostArray& a, const HostArray& b) {
+  Shape sa = a.meta.shape, sb = b.meta.shape;
+  const bool av = sa.size() == 1, bv = sb.size() == 1;
+  if (av) sa.insert(sa.begin(), 1);
+  if (bv) sb.push_back(1);
+  const std::int64_t m = sa[sa.size() - 2], k = sa.back(), n = sb.back();
+  const Shape ba(sa.begin(), sa.end() - 2), bb(sb.begin(), sb.end() - 2);
+  const std::size_t rank = std::max(ba.size(), bb.size());
+  auto extent = [&](const Shape& s, std::size_t i) { return i < rank - s.size() ? 1 : s[i - (rank - s.size())]; };
+  Shape batch(rank);
+  for (std::size_t i = 0; i < rank; ++i) batch[i] = std::max(extent(ba, i), extent(bb, i));
+  Shape out = batch;
+  if (!av) out.push_back(m);
+  if (!bv) out.push_back(n);
+  HostArray y(TensorMeta{out, DType::f64});
+  const std::int64_t count = element_count(batch);
+  for (std::int64_t t = 0; t < count; ++t) {
+    std::int64_t rest = t, oa = 0, ob = 0, stride_a = 1, stride_b = 1;
+    for (std::size_t i = rank; i-- > 0;) {
+      const std::int64_t idx = rest % batch[i];
+      rest /= batch[i];
+      if (extent(ba, i) != 1) oa += idx * stride_a;
+      if (extent(bb, i) != 1) ob += idx * stride_b;
+      stride_a *= extent(ba, i);
+      stride_b *= extent(bb, i);
+    }
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n; ++j) {
+        double acc = 0;
+        for (std::int64_t l = 0; l < k; ++l) acc += a.at((oa * m + i) * k + l) * b.at((ob * k + l) * n + j);
+        y.set((t * m + i) * n + j, acc);
+      }
+  }
+  return y;
+}
+
+double sum_of(const HostArray& a) {
+  double s = 0;
+  for (std::int64_t i = 0; i < a.numel(); ++i) s += a.at(i);
+  return s;
+}
+
+TEST_CASE("ONNX MatMul broadcasts like NumPy: values against direct loops, gradients against differences") {
+  const std::vector<std::pair<Shape, Shape>> cases{
+      {{3}, {3, 4}},       {{2, 3}, {3}},       {{5, 2, 3}, {3, 4}},  {{2, 3}, {5, 3, 4}},
+      {{2, 1, 2, 3}, {3, 3, 4}}, {{3}, {2, 3, 4}}, {{2, 2, 3}, {2, 3, 4}}, {{4, 3}, {3}}};
+  ScratchDir dir;
+  int seed = 600;
+  for (const auto& [sa, sb] : cases) {
+    CAPTURE(shape_string(sa));
+    CAPTURE(shape_string(sb));
+    const HostArray a = f32(random_array(sa, ++seed)), b = f32(random_array(sb, ++seed));
+    const HostArray expected = numpy_matmul(a, b);
+    OnnxFile f;
+    f.output("y", expected.meta.shape);
+    f.initializer("a", a);
+    f.initializer("b", b);
+    f.node("MatMul", {"a", "b"}, {"y"}, "mm");
+    OnnxModel m = load_onnx(f.save(dir.path / "mm.onnx"), {"sum"});
+    HostArray y = eval(m.output);
+    REQUIRE(y.meta.shape == expected.meta.shape);
+    for (std::int64_t i = 0; i < y.numel(); ++i) CHECK(y.at(i) == doctest::Approx(expected.at(i)).epsilon(1e-5));
+    // loss = sum(a @ b) is linear in each operand: d loss / d a[i] = loss(a + e_i) - loss(a).
+    CpuBackend cpu;
+    Executor ex(*m.model.tape, cpu);
+    StepResult step = grad(ex, m.model.loss);
+    REQUIRE(m.parameter_names.size() == 2);
+    for (int which = 0; which < 2; ++which) {
+      HostArray g = cpu.download(step.gradients.at(m.parameter_names[which].first));
+      const HostArray& base = which == 0 ? a : b;
+      REQUIRE(g.meta.shape == base.meta.shape);
+      for (std::int64_t i = 0; i < base.numel(); ++i) {
+        HostArray bumped(TensorMeta{base.meta.shape, DType::f64});
+        for (std::int64_t j = 0; j < base.numel(); ++j) bumped.set(j, base.at(j) + (i == j ? 1.0 : 0.0));
+        const double d = sum_of(which == 0 ? numpy_matmul(bumped, b) : numpy_matmul(a, bumped)) - sum_of(expected);
+        CHECK(g.at(i) == doctest::Approx(d).epsilon(1e-5));
+      }
+    }
+  }
+}
+
+// A GPT-style block in ONNX (opset 17): token and position embeddings (Gather of a
+// graph input and of a Range), LayerNormalization, a fused qkv MatMul cut by Split,
+// heads by Reshape (0 and -1) and Transpose, a causal mask from a float buffer
+// (Equal -> Where with -inf), Softmax, Erf, a residual Add, Slice and ReduceMean.
+struct TinyAttention {
+  HostArray wte = f32(random_array({10, 8}, 701)), wpe = f32(random_array({4, 8}, 702));
+  HostArray ln_s = f32(random_array({8}, 703, 0.5, 1.5)), ln_b = f32(random_array({8}, 704));
+  HostArray wqkv = f32(random_array({8, 24}, 705)), head = f32(random_array({8, 5}, 706));
+
+  OnnxFile file() const {
+    OnnxFile f(17);
+    f.input("tokens", {2, 4}, false, onnx::TensorProto::INT64);
+    f.output("logits", {2, 5});
+    f.initializer("wte", wte);
+    f.initializer("wpe", wpe);
+    f.initializer("ln.weight", ln_s);
+    f.initializer("ln.bias", ln_b);
+    f.initializer("wqkv", wqkv);
+    f.initializer("head", head);
+    HostArray tril(TensorMeta{{4, 4}, DType::f32});
+    for (std::int64_t i = 0; i < 16; ++i) tril.set(i, i % 4 <= i / 4 ? 1.0 : 0.0);
+    f.initializer("mask", tril);  // a buffer: only Equal reads it, so it is no parameter
+    f.int_tensor("start", {}, {0});
+    f.int_tensor("limit", {}, {4});
+    f.int_tensor("delta", {}, {1});
+    f.int_tensor("split", {3}, {8, 8, 8});
+    f.int_tensor("heads_shape", {4}, {0, 0, 2, -1});
+    f.int_tensor("merged_shape", {3}, {2, 4, 8});
+    f.int_tensor("s_starts", {1}, {0});
+    f.int_tensor("s_ends", {1}, {3});
+    f.int_tensor("s_axes", {1}, {1});
+    auto* zero = f.node("Constant", {}, {"zero"}, "c_zero");
+    OnnxFile::tensor(zero, "value", HostArray::from({}, std::vector<float>{0}));
+    auto* ninf = f.node("Constant", {}, {"ninf"}, "c_ninf");
+    OnnxFile::tensor(ninf, "value", HostArray::from({}, std::vector<float>{-std::numeric_limits<float>::infinity()}));
+    f.node("Range", {"start", "limit", "delta"}, {"pos"}, "range");
+    f.node("Gather", {"wte", "tokens"}, {"te"}, "wte_lookup");
+    f.node("Gather", {"wpe", "pos"}, {"pe"}, "wpe_lookup");
+    f.node("Add", {"te", "pe"}, {"h"}, "embed");
+    auto* ln = f.node("LayerNormalization", {"h", "ln.weight", "ln.bias"}, {"hn"}, "ln");
+    OnnxFile::floating(ln, "epsilon", 1e-5f);
+    f.node("MatMul", {"hn", "wqkv"}, {"qkv"}, "qkv");
+    auto* split = f.node("Split", {"qkv", "split"}, {"q", "k", "v"}, "split");
+    OnnxFile::integer(split, "axis", 2);
+    for (const char* z : {"q", "k", "v"}) {
+      f.node("Reshape", {z, "heads_shape"}, {std::string(z) + "4"}, std::string("heads_") + z);
+      auto* t = f.node("Transpose", {std::string(z) + "4"}, {std::string(z) + "t"}, std::string("t_") + z);
+      OnnxFile::ints(t, "perm", std::string(z) == "k" ? std::vector<std::int64_t>{0, 2, 3, 1}
+                                                       : std::vector<std::int64_t>{0, 2, 1, 3});
+    }
+    f.node("MatMul", {"qt", "kt"}, {"att"}, "scores");
+    f.node("Equal", {"mask", "zero"}, {"masked"}, "is_masked");
+    f.node("Where", {"masked", "ninf", "att"}, {"att_m"}, "causal");
+    auto* sm = f.node("Softmax", {"att_m"}, {"p"}, "softmax");
+    OnnxFile::integer(sm, "axis", -1);
+    f.node("MatMul", {"p", "vt"}, {"o"}, "mix");
+    auto* back = f.node("Transpose", {"o"}, {"ot"}, "t_o");
+    OnnxFile::ints(back, "perm", {0, 2, 1, 3});
+    f.node("Reshape", {"ot", "merged_shape"}, {"y"}, "merge");
+    f.node("Erf", {"y"}, {"e"}, "erf");
+    f.node("Add", {"h", "e"}, {"r"}, "residual");
+    f.node("Slice", {"r", "s_starts", "s_ends", "s_axes"}, {"rs"}, "first3");
+    auto* rm = f.node("ReduceMean", {"rs"}, {"pooled"}, "pool");
+    OnnxFile::ints(rm, "axes", {1});
+    OnnxFile::integer(rm, "keepdims", 0);
+    f.node("MatMul", {"pooled", "head"}, {"logits"}, "head");
+    return f;
+  }
+};
+
+TEST_CASE("an imported ONNX attention block matches the same block recorded with remat's ops") {
+  ScratchDir dir;
+  TinyAttention net;
+  OnnxModel imported = load_onnx(net.file().save(dir.path / "attention.onnx"));
+  std::vector<std::string> names;
+  for (const auto& [id, name] : imported.parameter_names) names.push_back(name);
+  CHECK(names == std::vector<std::string>{"wte", "wpe", "ln.weight", "ln.bias", "wqkv", "head"});  // no "mask"
+  Model& m = imported.model;
+
+  HostArray tokens(TensorMeta{{2, 4}, DType::i32}), labels(TensorMeta{{2}, DType::i32});
+  const int ids[] = {3, 1, 4, 1, 5, 9, 2, 6};
+  for (int i = 0; i < 8; ++i) tokens.set(i, ids[i]);
+  labels.set(0, 4);
+  labels.set(1, 0);
+  Bindings data = m.batch(0);
+  data[imported.input_names.at(0).first] = tokens;
+  data[imported.input_names.at(1).first] = labels;
+
+  // By hand: the mask as an additive 0 / -inf bias, heads by slices and permutes.
+  Tape hand;
+  Value tok = hand.placeholder("tokens", {{2, 4}, DType::i32});
+  Value lab = hand.placeholder("labels", {{2}, DType::i32});
+  std::vector<Value> p{hand.parameter("wte", net.wte),    hand.parameter("wpe", net.wpe),
+                       hand.parameter("ln_s", net.ln_s),  hand.parameter("ln_b", net.ln_b),
+                       hand.parameter("wqkv", net.wqkv),  hand.parameter("head", net.head)};
+  HostArray pos(TensorMeta{{4}, DType::i32}), bias(TensorMeta{{4, 4}, DType::f32});
+  for (int i = 0; i < 4; ++i) pos.set(i, i);
+  for (int i = 0; i < 16; ++i) bias.set(i, i % 4 <= i / 4 ? 0.0 : -std::numeric_limits<double>::infinity());
+  Value h = embedding(p[0], tok) + embedding(p[1], hand.input("pos", pos));
+  Value qkv = matmul(layernorm(h, p[2], p[3], 1e-5f), p[4]);
+  auto heads = [&](int i, std::vector<int> order) { return permute(reshape(slice(qkv, 2, 8 * i, 8 * i + 8), {2, 4, 2, 4}), order); };
+  Value att = matmul(heads(0, {0, 2, 1, 3}), heads(1, {0, 2, 3, 1})) + hand.input("bias", bias);
+  Value o = matmul(softmax(att), heads(2, {0, 2, 1, 3}));
+  Value r = h + erf(reshape(permute(o, {0, 2, 1, 3}), {2, 4, 8}));
+  Value loss = cross_entropy(matmul(mean(slice(r, 1, 0, 3), {1}), p[5]), lab);
+
+  CpuBackend cpu;
+  Executor ex_onnx(*m.tape, cpu), ex_hand(hand, cpu);
+  StepResult a = grad(ex_onnx, m.loss, data);
+  StepResult b = grad(ex_hand, loss, Bindings{{tok.id, tokens}, {lab.id, labels}});
+  CHECK(a.loss->at(0) == doctest::Approx(b.loss->at(0)).epsilon(1e-6));
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    CAPTURE(names[i]);
+    HostArray ga = cpu.download(a.gradients.at(imported.parameter_names[i].first));
+    HostArray gb = cpu.download(b.gradients.at(p[i].id));
+    REQUIRE(ga.meta.shape == gb.meta.shape);
+    double worst = 0, scale = 0;
+    for (std::int64_t j = 0; j < ga.numel(); ++j) {
+      worst = std::max(worst, std::abs(ga.at(j) - gb.at(j)));
+      scale = std::max(scale, std::abs(gb.at(j)));
+    }
+    CHECK(scale > 0);  // every parameter has a gradient to compare
+    CHECK(worst <= 1e-5 * scale);
+  }
+}
+
+TEST_CASE("ONNX import refuses transformer ops it does not support, naming the node, op type and attribute") {
+  ScratchDir dir;
+  auto load_error = [&](const OnnxFile& f) {
+    const std::string path = f.save(dir.path / "bad.onnx");
+    return message_of([&] { load_onnx(path, {"sum"}); });
+  };
+  {
+    OnnxFile f;  // a condition computed by the graph: its comparison is refused first
+    f.input("x", {2, 3});
+    f.output("y", {2, 3});
+    f.node("Relu", {"x"}, {"r"}, "relu");
+    f.node("Equal", {"r", "x"}, {"c"}, "eq");
+    f.node("Where", {"c", "x", "r"}, {"y"}, "w");
+    CHECK(load_error(f) == "[onnx] node 'eq' (Equal): operator Equal is not supported");
+  }
+  {
+    OnnxFile f;  // Slice with a step
+    f.input("x", {2, 6});
+    f.output("y", {2, 3});
+    f.int_tensor("st", {1}, {0});
+    f.int_tensor("en", {1}, {6});
+    f.int_tensor("ax", {1}, {1});
+    f.int_tensor("sp", {1}, {2});
+    f.node("Slice", {"x", "st", "en", "ax", "sp"}, {"y"}, "s");
+    CHECK(load_error(f) == "[onnx] node 's' (Slice): input 'steps' other than 1 is not supported on a computed tensor (got 2)");
+  }
+  {
+    OnnxFile f(11);  // Softmax over a middle axis before opset 13 flattens: refused
+    f.input("x", {2, 3, 4});
+    f.output("y", {2, 3, 4});
+    auto* n = f.node("Softmax", {"x"}, {"y"}, "sm");
+    OnnxFile::integer(n, "axis", 1);
+    CHECK(load_error(f) == "[onnx] node 'sm' (Softmax): attribute 'axis'=1 before opset 13 (softmax of the flattened "
+                           "trailing axes) is supported only for the last axis");
+  }
+  {
+    OnnxFile f(17);
+    f.input("x", {2, 3, 4});
+    f.output("y", {2, 3, 4});
+    f.initializer("s", f32(random_array({3, 4}, 720)));
+    auto* n = f.node("LayerNormalization", {"x", "s"}, {"y"}, "ln");
+    OnnxFile::integer(n, "axis", 1);
+    CHECK(load_error(f) == "[onnx] node 'ln' (LayerNormalization): attribute 'axis'=1 is not supported (only the last "
+                           "axis is normalised)");
+  }
+  {
+    OnnxFile f;  // Gather by computed indices along axis 1
+    f.input("x", {2, 3});
+    f.input("i", {2}, false, onnx::TensorProto::INT64);
+    f.output("y", {2, 2});
+    auto* n = f.node("Gather", {"x", "i"}, {"y"}, "g");
+    OnnxFile::integer(n, "axis", 1);
+    CHECK(load_error(f) == "[onnx] node 'g' (Gather): indices computed by the graph are supported on axis 0 only (an "
+                           "embedding lookup), got attribute 'axis'=1");
+  }
+  {
+    OnnxFile f;  // an exponent computed by the graph
+    f.input("x", {3});
+    f.output("y", {3});
+    f.node("Pow", {"x", "x"}, {"y"}, "pw");
+    CHECK(load_error(f).find("[onnx] node 'pw' (Pow): input 'x' (exponent) must be a constant known at load time") == 0);
+  }
+  {
+    OnnxFile f;  // an attribute no handler reads
+    f.input("x", {2, 3});
+    f.output("y", {2, 3});
+    auto* n = f.node("Transpose", {"x"}, {"t"}, "tr");
+    OnnxFile::ints(n, "perm", {1, 0});
+    f.node("Transpose", {"t"}, {"y"}, "tr2");
+    auto* e = f.node("Erf", {"y"}, {"z"}, "erf");
+    OnnxFile::integer(e, "approximate", 1);  // not Erf's: the checker or the importer refuses it
+    CHECK(load_error(f).find("[onnx] ") == 0);
+  }
+}
+
+TEST_CASE("ONNX Expand, Unsqueeze, Squeeze and a constant-index Gather map onto remat's ops exactly") {
+  ScratchDir dir;
+  const HostArray x = f32(random_array({3, 1, 4}, 730));
+  OnnxFile f;
+  f.output("y", {2, 3, 2, 1});
+  f.initializer("x", x);
+  f.int_tensor("target", {3}, {3, 2, 4});
+  f.int_tensor("ax0", {1}, {0});
+  f.int_tensor("ax_last", {1}, {-1});
+  f.int_tensor("idx", {2}, {3, -4});  // -4 is 0
+  f.node("Expand", {"x", "target"}, {"e"}, "expand");           // (3, 2, 4)
+  f.node("Unsqueeze", {"e", "ax0"}, {"u"}, "unsqueeze");       // (1, 3, 2, 4)
+  f.node("Squeeze", {"u", "ax0"}, {"s"}, "squeeze");           // (3, 2, 4)
+  auto* g = f.node("Gather", {"s", "idx"}, {"gg"}, "pick");     // (3, 2, 2) along axis 2
+  OnnxFile::integer(g, "axis", 2);
+  auto* t = f.node("Transpose", {"gg"}, {"tt"}, "t");          // (2, 3, 2)
+  OnnxFile::ints(t, "perm", {2, 0, 1});
+  f.node("Unsqueeze", {"tt", "ax_last"}, {"y"}, "unsqueeze_last");  // (2, 3, 2, 1)
+  OnnxModel m = load_onnx(f.save(dir.path / "shapes.onnx"), {"sum"});
+  HostArray y = eval(m.output);
+  REQUIRE(y.meta.shape == Shape{2, 3, 2, 1});
+  // y[c, a, b, 0] = x[a, 0, idx[c]] with idx = {3, 0}.
+  for (int c = 0; c < 2; ++c)
+    for (int a = 0; a < 3; ++a)
+      for (int b = 0; b < 2; ++b) CHECK(y.at((c * 3 + a) * 2 + b) == x.at(a * 4 + (c == 0 ? 3 : 0)));
+  // d sum(y) / dx: each picked element is read twice (the expanded axis of 2), the rest never.
+  CpuBackend cpu;
+  Executor ex(*m.model.tape, cpu);
+  HostArray gx = cpu.download(grad(ex, m.model.loss).gradients.at(m.parameter_names.at(0).first));
+  for (int a = 0; a < 3; ++a)
+    for (int j = 0; j < 4; ++j) CHECK(gx.at(a * 4 + j) == (j == 0 || j == 3 ? 2.0 : 0.0));
 }
 
 #ifdef REMAT_HAVE_CLI

@@ -32,6 +32,7 @@ struct OperandReads {
 
 inline constexpr double gelu_k0 = 0.7978845608028654;  // sqrt(2/pi)
 inline constexpr double gelu_k1 = 0.044715;
+inline constexpr double erf_k = 1.1283791670955126;  // 2/sqrt(pi)
 
 template <class T>
 REMAT_HOST_DEVICE inline T unary_value(UnaryKind kind, T x, T param) {
@@ -47,6 +48,7 @@ REMAT_HOST_DEVICE inline T unary_value(UnaryKind kind, T x, T param) {
     case UnaryKind::square: return x * x;
     case UnaryKind::pow: return math_pow(x, param);
     case UnaryKind::scale: return x * param;
+    case UnaryKind::erf: return math_erf(x);
   }
   return x;
 }
@@ -64,6 +66,7 @@ REMAT_HOST_DEVICE constexpr DerivativeReads unary_derivative_reads(UnaryKind kin
     case UnaryKind::square: return {true, false};
     case UnaryKind::pow: return {true, false};
     case UnaryKind::scale: return {false, false};
+    case UnaryKind::erf: return {true, false};
   }
   return {true, true};
 }
@@ -86,6 +89,7 @@ REMAT_HOST_DEVICE inline T unary_derivative(UnaryKind kind, T x, T y, T param) {
     case UnaryKind::square: return T(2) * x;
     case UnaryKind::pow: return param * math_pow(x, param - T(1));
     case UnaryKind::scale: return param;
+    case UnaryKind::erf: return static_cast<T>(erf_k) * math_exp(-x * x);  // d erf = 2/sqrt(pi) e^(-x^2)
   }
   return T(0);
 }

@@ -19,7 +19,7 @@
 
 namespace remat::kernel_math {
 
-// math_exp, math_log, math_tanh (float and double) and math_pow: the device's
+// math_exp, math_log, math_tanh, math_erf (float and double) and math_pow: the device's
 // expf/exp, ... in the device pass, std:: on the host.
 #if defined(__CUDA_ARCH__)
 #define REMAT_KERNEL_MATH_UNARY(name)                                                  \
@@ -37,6 +37,7 @@ REMAT_HOST_DEVICE inline double math_pow(double x, double p) { return std::pow(x
 REMAT_KERNEL_MATH_UNARY(exp)
 REMAT_KERNEL_MATH_UNARY(log)
 REMAT_KERNEL_MATH_UNARY(tanh)
+REMAT_KERNEL_MATH_UNARY(erf)
 #undef REMAT_KERNEL_MATH_UNARY
 
 // NaN test that needs no library call (and so reads the same on both sides).

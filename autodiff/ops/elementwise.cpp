@@ -28,6 +28,7 @@ UnaryInfo unary_info(UnaryKind kind) {
     case UnaryKind::square: return {"square", 1};
     case UnaryKind::pow: return {"pow", 10};
     case UnaryKind::scale: return {"scale", 1};
+    case UnaryKind::erf: return {"erf", 16};
   }
   return {"?", 1};
 }
@@ -137,6 +138,7 @@ Value tanh(Value x) { return record_unary(UnaryKind::tanh, x); }
 Value sigmoid(Value x) { return record_unary(UnaryKind::sigmoid, x); }
 Value relu(Value x) { return record_unary(UnaryKind::relu, x); }
 Value gelu(Value x) { return record_unary(UnaryKind::gelu, x); }
+Value erf(Value x) { return record_unary(UnaryKind::erf, x); }
 Value square(Value x) { return record_unary(UnaryKind::square, x); }
 Value pow(Value x, double exponent) { return record_unary(UnaryKind::pow, x, exponent); }
 Value scale(Value x, double factor) { return record_unary(UnaryKind::scale, x, factor); }

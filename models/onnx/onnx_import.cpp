@@ -241,8 +241,18 @@ class Importer {
   bool is_constant(const std::string& name) const {
     if (constants_.count(name)) return true;
     auto it = initializers_.find(name);
-    return it != initializers_.end() && !parameters_.count(name);
+    return it != initializers_.end() && !parameters_.count(name) && !is_parameter_initializer(name);
   }
+  // A float initializer is a parameter when the graph's output depends on it through
+  // differentiable inputs (find_differentiable()); one that only feeds masks, shapes or
+  // indices (a causal-mask buffer, say) is a constant and may be folded.
+  bool is_parameter_initializer(const std::string& name) const {
+    auto it = initializers_.find(name);
+    if (it == initializers_.end()) return false;
+    const int type = it->second->data_type();
+    return (type == onnx::TensorProto::FLOAT || type == onnx::TensorProto::DOUBLE) && differentiable_.count(name);
+  }
+  void find_differentiable();
   bool is_tensor(const std::string& name) const { return values_.count(name) || parameters_.count(name); }
 
   const Constant& constant(const std::string& name, const std::string& label, const char* what) {
@@ -265,7 +275,7 @@ class Importer {
                               label, pads_.at(name).label));
     if (auto it = parameters_.find(name); it != parameters_.end()) return it->second;
     if (auto init = initializers_.find(name); init != initializers_.end()) {
-      if (init->second->data_type() == onnx::TensorProto::FLOAT) {
+      if (init->second->data_type() == onnx::TensorProto::FLOAT && differentiable_.count(name)) {
         Value p = tape_.parameter(name, float_array(*init->second, label));
         parameters_[name] = p;
         parameter_order_.emplace_back(p.id, name);
@@ -295,6 +305,24 @@ class Importer {
   static std::string input(const onnx::NodeProto& node, int i) { return i < node.input_size() ? node.input(i) : ""; }
 
   void import_node(const onnx::NodeProto& node, const std::string& label);
+  // A load-time constant as a tape tensor: data of every step, never a parameter.
+  Value constant_tensor(const std::string& name, const Constant& c) { return tape_.input(name, to_array(c)); }
+  std::vector<std::int64_t> int_list(const onnx::NodeProto& node, Attributes& at, int index, const std::string& attr,
+                                     const std::string& label, const char* what);
+  void matmul_node(const onnx::NodeProto& node, const std::string& label);
+  void gather(const onnx::NodeProto& node, Attributes& at, const std::string& label);
+  void slice_node(const onnx::NodeProto& node, Attributes& at, const std::string& label);
+  void where(const onnx::NodeProto& node, const std::string& label);
+  void reduce(const onnx::NodeProto& node, Attributes& at, const std::string& label);
+  void softmax_node(const onnx::NodeProto& node, Attributes& at, const std::string& label, bool log);
+  void layernorm_node(const onnx::NodeProto& node, Attributes& at, const std::string& label);
+  void split(const onnx::NodeProto& node, Attributes& at, const std::string& label);
+  std::int64_t opset_ = 13;
+
+ public:
+  void set_opset(std::int64_t v) { opset_ = v; }
+
+ private:
   void conv(const onnx::NodeProto& node, Attributes& at, const std::string& label);
   void pool(const onnx::NodeProto& node, Attributes& at, const std::string& label, bool is_max);
   void batchnorm(const onnx::NodeProto& node, Attributes& at, const std::string& label);
@@ -316,6 +344,7 @@ class Importer {
   std::map<std::string, Value> parameters_;
   std::map<std::string, PendingPad> pads_;
   std::set<std::string> read_names_;  // every name some node reads, or a graph output
+  std::set<std::string> differentiable_;  // names the first output depends on differentiably
   std::vector<std::pair<int, std::string>> parameter_order_;
 };
 
@@ -478,17 +507,11 @@ void Importer::binary(const onnx::NodeProto& node, const std::string& label) {
 // Returns false when the node is not a foldable one or reads a computed tensor.
 bool Importer::fold(const onnx::NodeProto& node, Attributes& at, const std::string& label) {
   const std::string& op = node.op_type();
-  // A float initializer is a parameter (it has a gradient), never folded away; the
-  // constants of shape arithmetic are integer initializers and Constant nodes.
+  // A parameter (a float initializer the output depends on differentiably) is never
+  // folded away; the constants are integer initializers, Constant nodes and buffers.
   auto all_constant = [&] {
-    for (const auto& name : node.input()) {
-      if (name.empty()) continue;
-      if (!is_constant(name)) return false;
-      auto init = initializers_.find(name);
-      if (init != initializers_.end() && !constants_.count(name) &&
-          (init->second->data_type() == onnx::TensorProto::FLOAT || init->second->data_type() == onnx::TensorProto::DOUBLE))
-        return false;
-    }
+    for (const auto& name : node.input())
+      if (!name.empty() && !is_constant(name)) return false;
     return true;
   };
   if (op == "Shape") {
@@ -627,6 +650,89 @@ bool Importer::fold(const onnx::NodeProto& node, Attributes& at, const std::stri
     set_constant(node, c);
     return true;
   }
+  if (op == "Slice") {
+    Constant c = constant(input(node, 0), label, "data");
+    const auto rank = static_cast<std::int64_t>(c.shape.size());
+    const auto starts = int_list(node, at, 1, "starts", label, "starts");
+    const auto ends = int_list(node, at, 2, "ends", label, "ends");
+    auto axes = int_list(node, at, 3, "axes", label, "axes");
+    const auto steps = input(node, 4).empty() ? std::vector<std::int64_t>(starts.size(), 1)
+                                              : int_list(node, at, 4, "", label, "steps");
+    if (axes.empty())
+      for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<std::int64_t>(i));
+    if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
+      throw Error(fmt::format("{}: starts, ends, axes and steps must have the same length", label));
+    // One axis at a time, any step: out[i] = in[start + i * step].
+    for (std::size_t k = 0; k < starts.size(); ++k) {
+      const std::int64_t axis = normalize_axis(axes[k], rank, label), dim = c.shape[axis], step = steps[k];
+      if (step == 0) throw Error(fmt::format("{}: a step of 0 is not allowed", label));
+      auto clampi = [&](std::int64_t v, std::int64_t lo, std::int64_t hi) {
+        if (v < 0) v += dim;
+        return std::clamp(v, lo, hi);
+      };
+      const std::int64_t b = step > 0 ? clampi(starts[k], 0, dim) : clampi(starts[k], -1, dim - 1);
+      const std::int64_t e = step > 0 ? clampi(ends[k], 0, dim) : clampi(ends[k], -1, dim - 1);
+      std::vector<std::int64_t> picks;
+      for (std::int64_t i = b; step > 0 ? i < e : i > e; i += step) picks.push_back(i);
+      const std::int64_t outer = element_count(Shape(c.shape.begin(), c.shape.begin() + axis));
+      const std::int64_t inner = element_count(Shape(c.shape.begin() + axis + 1, c.shape.end()));
+      std::vector<double> v;
+      for (std::int64_t o = 0; o < outer; ++o)
+        for (std::int64_t i : picks) {
+          const auto from = c.values.begin() + (o * dim + i) * inner;
+          v.insert(v.end(), from, from + inner);
+        }
+      c.shape[axis] = static_cast<std::int64_t>(picks.size());
+      c.values = std::move(v);
+    }
+    set_constant(node, c);
+    return true;
+  }
+  if (op == "Range") {
+    const double start = constant(input(node, 0), label, "start").values.at(0);
+    const double limit = constant(input(node, 1), label, "limit").values.at(0);
+    const double delta = constant(input(node, 2), label, "delta").values.at(0);
+    if (delta == 0) throw Error(fmt::format("{}: delta 0 is not allowed", label));
+    Constant c{{}, {}, constant(input(node, 0), label, "start").integer};
+    const auto n = std::max<std::int64_t>(static_cast<std::int64_t>(std::ceil((limit - start) / delta)), 0);
+    for (std::int64_t i = 0; i < n; ++i) c.values.push_back(start + static_cast<double>(i) * delta);
+    c.shape = {n};
+    set_constant(node, c);
+    return true;
+  }
+  if (op == "Transpose") {
+    const Constant& x = constant(input(node, 0), label, "data");
+    const auto rank = static_cast<std::int64_t>(x.shape.size());
+    std::vector<std::int64_t> perm = at.integers("perm", {});
+    if (perm.empty())
+      for (std::int64_t i = rank; i-- > 0;) perm.push_back(i);
+    if (static_cast<std::int64_t>(perm.size()) != rank)
+      throw Error(fmt::format("{}: attribute 'perm' has {} values for rank {}", label, perm.size(), rank));
+    Constant c{Shape(rank), {}, x.integer};
+    for (std::int64_t k = 0; k < rank; ++k) c.shape[k] = x.shape.at(normalize_axis(perm[k], rank, label));
+    std::vector<std::int64_t> in_strides(rank, 1);
+    for (std::int64_t k = rank - 1; k > 0; --k) in_strides[k - 1] = in_strides[k] * x.shape[k];
+    for (std::int64_t i = 0; i < c.numel(); ++i) {
+      std::int64_t rest = i, offset = 0;
+      for (std::int64_t k = rank; k-- > 0;) {
+        offset += (rest % c.shape[k]) * in_strides[normalize_axis(perm[k], rank, label)];
+        rest /= c.shape[k];
+      }
+      c.values.push_back(x.values[static_cast<std::size_t>(offset)]);
+    }
+    set_constant(node, c);
+    return true;
+  }
+  if (op == "Neg" || op == "Sqrt" || op == "Not" || op == "Pow") {
+    Constant c = constant(input(node, 0), label, "input");
+    const double e = op == "Pow" ? constant(input(node, 1), label, "exponent").values.at(0) : 0;
+    if (op == "Pow" && constant(input(node, 1), label, "exponent").numel() != 1)
+      throw Error(fmt::format("{}: only a scalar exponent is supported", label));
+    for (double& v : c.values)
+      v = op == "Neg" ? -v : op == "Sqrt" ? std::sqrt(v) : op == "Not" ? (v == 0) : std::pow(v, e);
+    set_constant(node, c);
+    return true;
+  }
   if (op == "Expand" || op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Equal" || op == "Where" ||
       op == "Less" || op == "Greater") {
     std::vector<Constant> in;
@@ -669,6 +775,286 @@ bool Importer::fold(const onnx::NodeProto& node, Attributes& at, const std::stri
   return false;
 }
 
+// A list of integers from input `index` (opset 13 style, a constant) or, when that input
+// is absent, from the attribute `attr` (older opsets); empty when neither is given.
+std::vector<std::int64_t> Importer::int_list(const onnx::NodeProto& node, Attributes& at, int index,
+                                             const std::string& attr, const std::string& label, const char* what) {
+  if (!input(node, index).empty()) {
+    const Constant& c = constant(input(node, index), label, what);
+    std::vector<std::int64_t> v;
+    for (double x : c.values) v.push_back(static_cast<std::int64_t>(x));
+    return v;
+  }
+  return attr.empty() ? std::vector<std::int64_t>{} : at.integers(attr, {});
+}
+
+// Walks the nodes backwards from the first graph output, through the inputs that carry
+// a gradient (not shapes, indices, masks, axes or the running statistics).
+void Importer::find_differentiable() {
+  if (graph_.output_size() > 0) differentiable_.insert(graph_.output(0).name());
+  for (int n = graph_.node_size(); n-- > 0;) {
+    const auto& node = graph_.node(n);
+    bool needed = false;
+    for (const auto& out : node.output()) needed = needed || differentiable_.count(out);
+    if (!needed) continue;
+    const std::string& op = node.op_type();
+    static const std::set<std::string> no_gradient{"Shape",   "Size", "Equal", "Less",  "Greater", "LessOrEqual",
+                                                   "GreaterOrEqual",   "Not",  "And",   "Or",      "ConstantOfShape",
+                                                   "Range",   "NonZero", "ArgMax", "ArgMin"};
+    if (no_gradient.count(op)) continue;
+    int first = 0, last = node.input_size();  // the inputs [first, last) carry a gradient
+    if (op == "Where") first = 1;
+    else if (op == "Gather" || op == "Reshape" || op == "Expand" || op == "Unsqueeze" || op == "Squeeze" ||
+             op == "Tile" || op == "Pow" || op == "Split" || op == "ReduceSum")
+      last = 1;
+    else if (op == "Slice" || op == "Pad" || op == "Clip" || op == "Dropout") last = 1;
+    else if (op == "BatchNormalization") last = std::min(last, 3);
+    for (int i = first; i < std::min(last, node.input_size()); ++i)
+      if (!node.input(i).empty()) differentiable_.insert(node.input(i));
+  }
+}
+
+// ONNX MatMul: NumPy matmul semantics. A 1-d operand gains a unit axis (removed from
+// the result); batch axes broadcast. remat's matmul takes equal batch shapes or a
+// rank-2 right operand; a rank-2 left operand against a batched right one is
+// computed as (B^T A^T)^T; other batch shapes are broadcast first (by adding zeros).
+void Importer::matmul_node(const onnx::NodeProto& node, const std::string& label) {
+  Value a = tensor(input(node, 0), label);
+  Value b = tensor(input(node, 1), label);
+  const bool a_vector = a.shape().size() == 1, b_vector = b.shape().size() == 1;
+  if (a.shape().empty() || b.shape().empty())
+    throw Error(fmt::format("{}: operands must have rank >= 1, got {} and {}", label, shape_string(a.shape()),
+                            shape_string(b.shape())));
+  if (a_vector) a = reshape(a, {1, a.shape()[0]});
+  if (b_vector) b = reshape(b, {b.shape()[0], 1});
+  const Shape& sa = a.shape();
+  const Shape& sb = b.shape();
+  if (sa.back() != sb[sb.size() - 2])
+    throw Error(fmt::format("{}: inner extents differ: {} @ {}", label, shape_string(sa), shape_string(sb)));
+  const Shape ba(sa.begin(), sa.end() - 2), bb(sb.begin(), sb.end() - 2);
+  const auto batch = broadcast_shapes(ba, bb);
+  if (!batch)
+    throw Error(fmt::format("{}: batch axes of {} and {} do not broadcast", label, shape_string(sa), shape_string(sb)));
+  Value y;
+  if (bb.empty() || ba == bb) {
+    y = matmul(a, b);
+  } else if (ba.empty()) {
+    y = transpose(matmul(transpose(b), transpose(a)));
+  } else {
+    auto expand = [&](Value v, const Shape& vb, const std::string& which) {
+      if (vb == *batch) return v;
+      Shape full = *batch;
+      full.push_back(v.shape()[v.shape().size() - 2]);
+      full.push_back(v.shape().back());
+      return add(v, constant_tensor(node.output(0) + "/zeros_" + which,
+                                    Constant{full, std::vector<double>(element_count(full), 0.0), false}));
+    };
+    y = matmul(expand(a, ba, "a"), expand(b, bb, "b"));
+  }
+  if (a_vector || b_vector) {
+    Shape s = y.shape();
+    if (b_vector) s.pop_back();
+    if (a_vector) s.erase(s.end() - (b_vector ? 1 : 2));
+    y = reshape(y, s);
+  }
+  set_tensor(node, y);
+}
+
+// Gather of a tensor: an embedding lookup (axis 0 of a rank-2 table, by i32 indices, a
+// graph input or a constant), or a constant index picked by slices along any axis.
+void Importer::gather(const onnx::NodeProto& node, Attributes& at, const std::string& label) {
+  Value data = tensor(input(node, 0), label);
+  const auto rank = static_cast<std::int64_t>(data.shape().size());
+  const std::int64_t axis = normalize_axis(at.integer("axis", 0), rank, label);
+  const std::string& idx_name = input(node, 1);
+  const std::int64_t dim = data.shape()[axis];
+  if (!is_constant(idx_name)) {
+    Value ids = tensor(idx_name, label);
+    if (ids.meta().dtype != DType::i32)
+      throw Error(fmt::format("{}: indices must be integers, got {}", label, dtype_name(ids.meta().dtype)));
+    if (axis != 0)
+      throw Error(fmt::format("{}: indices computed by the graph are supported on axis 0 only (an embedding "
+                              "lookup), got attribute 'axis'={}",
+                              label, axis));
+    // remat's embedding reads table rows; ONNX allows negative indices, which an
+    // embedding lookup refuses at run time (an out-of-range id is an error, not a wrap).
+    const Shape tail(data.shape().begin() + 1, data.shape().end());
+    Value table = rank == 2 ? data : reshape(data, {dim, element_count(tail)});
+    Value y = embedding(table, ids);
+    if (rank != 2) {
+      Shape s = ids.shape();
+      s.insert(s.end(), tail.begin(), tail.end());
+      y = reshape(y, s);
+    }
+    set_tensor(node, y);
+    return;
+  }
+  Constant idx = constant(idx_name, label, "indices");
+  for (double& v : idx.values) {
+    if (v < 0) v += static_cast<double>(dim);
+    if (v < 0 || v >= static_cast<double>(dim))
+      throw Error(fmt::format("{}: index {} is out of range for axis {} of extent {}", label, v, axis, dim));
+  }
+  Shape out(data.shape().begin(), data.shape().begin() + axis);
+  out.insert(out.end(), idx.shape.begin(), idx.shape.end());
+  out.insert(out.end(), data.shape().begin() + axis + 1, data.shape().end());
+  if (axis == 0 && rank == 2 && idx.numel() > 1) {
+    idx.integer = true;
+    set_tensor(node, embedding(data, constant_tensor(node.output(0) + "/indices", idx)));
+    return;
+  }
+  std::vector<Value> parts;
+  for (double v : idx.values) {
+    const auto i = static_cast<std::int64_t>(v);
+    parts.push_back(slice(data, static_cast<int>(axis), i, i + 1));
+  }
+  Value y = parts.size() == 1 ? parts[0] : concat(parts, static_cast<int>(axis));
+  set_tensor(node, y.shape() == out ? y : reshape(y, out));
+}
+
+// Slice with step 1 along each named axis (ONNX clamps starts and ends to the extent).
+void Importer::slice_node(const onnx::NodeProto& node, Attributes& at, const std::string& label) {
+  Value x = tensor(input(node, 0), label);
+  const auto rank = static_cast<std::int64_t>(x.shape().size());
+  const auto starts = int_list(node, at, 1, "starts", label, "starts");
+  const auto ends = int_list(node, at, 2, "ends", label, "ends");
+  auto axes = int_list(node, at, 3, "axes", label, "axes");
+  if (axes.empty())
+    for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<std::int64_t>(i));
+  std::vector<std::int64_t> steps(starts.size(), 1);
+  if (!input(node, 4).empty()) steps = int_list(node, at, 4, "", label, "steps");
+  if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
+    throw Error(fmt::format("{}: starts, ends, axes and steps must have the same length", label));
+  for (std::size_t k = 0; k < starts.size(); ++k) {
+    if (steps[k] != 1)
+      throw Error(fmt::format("{}: input 'steps' other than 1 is not supported on a computed tensor (got {})", label,
+                              steps[k]));
+    const std::int64_t axis = normalize_axis(axes[k], rank, label), dim = x.shape()[axis];
+    auto clamp_index = [dim](std::int64_t v) { return std::clamp<std::int64_t>(v < 0 ? v + dim : v, 0, dim); };
+    const std::int64_t b = clamp_index(starts[k]), e = clamp_index(ends[k]);
+    if (e <= b)
+      throw Error(fmt::format("{}: the slice [{}, {}) of axis {} (extent {}) is empty, which is not supported", label,
+                              starts[k], ends[k], axis, dim));
+    if (b != 0 || e != dim) x = slice(x, static_cast<int>(axis), b, e);
+  }
+  set_tensor(node, x);
+}
+
+// Where with a condition known at load time (a causal mask): y = x * keep + c, with keep
+// = 1 where the condition holds and c the other branch where it does not (0 elsewhere):
+// exactly x or the other branch's value, as long as the masked-off x are finite.
+void Importer::where(const onnx::NodeProto& node, const std::string& label) {
+  if (!is_constant(input(node, 0)))
+    throw Error(fmt::format("{}: the condition '{}' must be known at load time (a constant mask); a condition "
+                            "computed by the graph is not supported",
+                            label, input(node, 0)));
+  const Constant& cond = constant(input(node, 0), label, "condition");
+  auto mask = [&](bool when, const std::string& suffix) {
+    Constant m{cond.shape, {}, false};
+    for (double v : cond.values) m.values.push_back((v != 0) == when ? 1.0 : 0.0);
+    return constant_tensor(node.output(0) + suffix, m);
+  };
+  // The constant branch where it is taken, zero where it is not.
+  auto masked_constant = [&](const std::string& name, bool when, const std::string& suffix) {
+    const Constant& c = constant(name, label, "branch");
+    const auto shape = broadcast_shapes(cond.shape, c.shape);
+    if (!shape) throw Error(fmt::format("{}: shapes {} and {} do not broadcast", label, shape_string(cond.shape), shape_string(c.shape)));
+    Constant m{*shape, {}, false};
+    for (std::int64_t i = 0; i < element_count(*shape); ++i)
+      m.values.push_back((broadcast_at(cond, *shape, i) != 0) == when ? broadcast_at(c, *shape, i) : 0.0);
+    return constant_tensor(node.output(0) + suffix, m);
+  };
+  const std::string &xn = input(node, 1), &yn = input(node, 2);
+  const bool x_const = is_constant(xn), y_const = is_constant(yn);
+  Value out;
+  if (!x_const && y_const) out = add(mul(tensor(xn, label), mask(true, "/keep")), masked_constant(yn, false, "/else"));
+  else if (x_const && !y_const) out = add(mul(tensor(yn, label), mask(false, "/keep")), masked_constant(xn, true, "/then"));
+  else out = add(mul(tensor(xn, label), mask(true, "/then")), mul(tensor(yn, label), mask(false, "/else")));
+  set_tensor(node, out);
+}
+
+void Importer::reduce(const onnx::NodeProto& node, Attributes& at, const std::string& label) {
+  Value x = tensor(input(node, 0), label);
+  const auto rank = static_cast<std::int64_t>(x.shape().size());
+  const bool keepdims = at.integer("keepdims", 1) != 0;
+  // ReduceSum takes its axes as an input from opset 13 on, ReduceMean from opset 18.
+  const auto axes = int_list(node, at, 1, "axes", label, "axes");
+  if (axes.empty() && at.integer("noop_with_empty_axes", 0) != 0) {
+    set_tensor(node, x);
+    return;
+  }
+  std::vector<int> ax;
+  for (auto a : axes) ax.push_back(static_cast<int>(normalize_axis(a, rank, label)));
+  set_tensor(node, node.op_type() == "ReduceMean" ? mean(x, ax, keepdims) : sum(x, ax, keepdims));
+}
+
+// Softmax over one axis (opset 13) by moving it last; before opset 13 ONNX flattens the
+// axes from `axis` on, which is the same only when axis is the last one.
+void Importer::softmax_node(const onnx::NodeProto& node, Attributes& at, const std::string& label, bool log) {
+  Value x = tensor(input(node, 0), label);
+  const auto rank = static_cast<std::int64_t>(x.shape().size());
+  const std::int64_t raw = at.integer("axis", opset_ >= 13 ? -1 : 1);
+  const std::int64_t axis = normalize_axis(raw, rank, label);
+  if (opset_ < 13 && axis != rank - 1)
+    throw Error(fmt::format("{}: attribute 'axis'={} before opset 13 (softmax of the flattened trailing axes) is "
+                            "supported only for the last axis",
+                            label, raw));
+  auto f = [log](Value v) { return log ? log_softmax(v) : softmax(v); };
+  if (axis == rank - 1) {
+    set_tensor(node, f(x));
+    return;
+  }
+  std::vector<int> order;
+  for (std::int64_t i = 0; i < rank; ++i)
+    if (i != axis) order.push_back(static_cast<int>(i));
+  order.push_back(static_cast<int>(axis));
+  std::vector<int> back(static_cast<std::size_t>(rank));
+  for (std::size_t i = 0; i < order.size(); ++i) back[order[i]] = static_cast<int>(i);
+  set_tensor(node, permute(f(permute(x, order)), back));
+}
+
+// LayerNormalization (opset 17) over the last axis: remat's layernorm.
+void Importer::layernorm_node(const onnx::NodeProto& node, Attributes& at, const std::string& label) {
+  Value x = tensor(input(node, 0), label);
+  const auto rank = static_cast<std::int64_t>(x.shape().size());
+  const std::int64_t raw = at.integer("axis", -1);
+  if (normalize_axis(raw, rank, label) != rank - 1)
+    throw Error(fmt::format("{}: attribute 'axis'={} is not supported (only the last axis is normalised)", label, raw));
+  const double eps = at.floating("epsilon", 1e-5);
+  const std::int64_t stash = at.integer("stash_type", 1);
+  if (stash != 1) throw Error(fmt::format("{}: attribute 'stash_type'={} is not supported (only 1, float)", label, stash));
+  only_first_output(node, label);
+  const std::int64_t d = x.shape().back();
+  Value gamma = tensor(input(node, 1), label);
+  Value beta = input(node, 2).empty()
+                   ? constant_tensor(node.output(0) + "/bias", Constant{{d}, std::vector<double>(d, 0.0), false})
+                   : tensor(input(node, 2), label);
+  if (gamma.shape() != Shape{d} || beta.shape() != Shape{d})
+    throw Error(fmt::format("{}: scale and bias must have shape ({}), got {} and {}", label, d,
+                            shape_string(gamma.shape()), shape_string(beta.shape())));
+  set_tensor(node, layernorm(x, gamma, beta, eps));
+}
+
+void Importer::split(const onnx::NodeProto& node, Attributes& at, const std::string& label) {
+  Value x = tensor(input(node, 0), label);
+  const auto rank = static_cast<std::int64_t>(x.shape().size());
+  const std::int64_t axis = normalize_axis(at.integer("axis", 0), rank, label);
+  std::vector<std::int64_t> sizes = int_list(node, at, 1, "split", label, "split");
+  const std::int64_t dim = x.shape()[axis], parts = node.output_size();
+  if (sizes.empty()) {
+    if (dim % parts != 0)
+      throw Error(fmt::format("{}: axis {} of extent {} does not split evenly into {} outputs", label, axis, dim, parts));
+    sizes.assign(static_cast<std::size_t>(parts), dim / parts);
+  }
+  if (static_cast<std::int64_t>(sizes.size()) != parts || std::accumulate(sizes.begin(), sizes.end(), std::int64_t{0}) != dim)
+    throw Error(fmt::format("{}: 'split' sizes do not add up to the extent {} over {} outputs", label, dim, parts));
+  std::int64_t start = 0;
+  for (std::int64_t i = 0; i < parts; ++i) {
+    values_[node.output(static_cast<int>(i))] = slice(x, static_cast<int>(axis), start, start + sizes[i]);
+    start += sizes[i];
+  }
+}
+
 void Importer::import_node(const onnx::NodeProto& node, const std::string& label) {
   Attributes at(node, label);
   const std::string& op = node.op_type();
@@ -684,7 +1070,79 @@ void Importer::import_node(const onnx::NodeProto& node, const std::string& label
   else if (op == "BatchNormalization") batchnorm(node, at, label);
   else if (op == "Gemm") gemm(node, at, label);
   else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") binary(node, label);
-  else if (op == "Relu") set_tensor(node, relu(tensor(input(node, 0), label)));
+  else if (op == "MatMul") matmul_node(node, label);
+  else if (op == "Gather") gather(node, at, label);
+  else if (op == "Slice") slice_node(node, at, label);
+  else if (op == "Where") where(node, label);
+  else if (op == "ReduceMean" || op == "ReduceSum") reduce(node, at, label);
+  else if (op == "Softmax") softmax_node(node, at, label, false);
+  else if (op == "LogSoftmax") softmax_node(node, at, label, true);
+  else if (op == "LayerNormalization") layernorm_node(node, at, label);
+  else if (op == "Split") split(node, at, label);
+  else if (op == "Erf") set_tensor(node, remat::erf(tensor(input(node, 0), label)));
+  else if (op == "Exp") set_tensor(node, remat::exp(tensor(input(node, 0), label)));
+  else if (op == "Log") set_tensor(node, remat::log(tensor(input(node, 0), label)));
+  else if (op == "Neg") set_tensor(node, neg(tensor(input(node, 0), label)));
+  else if (op == "Sqrt") set_tensor(node, remat::pow(tensor(input(node, 0), label), 0.5));
+  else if (op == "Pow") {
+    const Constant& e = constant(input(node, 1), label, "exponent");
+    if (e.numel() != 1)
+      throw Error(fmt::format("{}: only a scalar exponent known at load time is supported, got shape {}", label,
+                              shape_string(e.shape)));
+    Value x = tensor(input(node, 0), label);
+    set_tensor(node, e.values[0] == 2.0 ? square(x) : remat::pow(x, e.values[0]));
+  } else if (op == "Transpose") {
+    Value x = tensor(input(node, 0), label);
+    const auto rank = static_cast<std::int64_t>(x.shape().size());
+    std::vector<std::int64_t> perm = at.integers("perm", {});
+    if (perm.empty())
+      for (std::int64_t i = rank; i-- > 0;) perm.push_back(i);
+    if (static_cast<std::int64_t>(perm.size()) != rank)
+      throw Error(fmt::format("{}: attribute 'perm' has {} values for an input of rank {}", label, perm.size(), rank));
+    std::vector<int> order;
+    for (auto a : perm) order.push_back(static_cast<int>(normalize_axis(a, rank, label)));
+    bool identity = true;
+    for (std::size_t i = 0; i < order.size(); ++i) identity = identity && order[i] == static_cast<int>(i);
+    set_tensor(node, identity ? x : permute(x, order));
+  } else if (op == "Unsqueeze" || op == "Squeeze") {
+    Value x = tensor(input(node, 0), label);
+    const auto axes = int_list(node, at, 1, "axes", label, "axes");
+    Shape shape = x.shape();
+    if (op == "Unsqueeze") {
+      const auto rank = static_cast<std::int64_t>(shape.size() + axes.size());
+      std::vector<std::int64_t> sorted;
+      for (auto a : axes) sorted.push_back(normalize_axis(a, rank, label));
+      std::sort(sorted.begin(), sorted.end());
+      for (auto a : sorted) shape.insert(shape.begin() + a, 1);
+    } else {
+      const auto rank = static_cast<std::int64_t>(shape.size());
+      std::set<std::int64_t> drop;
+      for (auto a : axes) {
+        const std::int64_t k = normalize_axis(a, rank, label);
+        if (shape[k] != 1)
+          throw Error(fmt::format("{}: cannot squeeze axis {} of extent {} (input {})", label, a, shape[k],
+                                  shape_string(shape)));
+        drop.insert(k);
+      }
+      Shape kept;
+      for (std::int64_t i = 0; i < rank; ++i)
+        if (!(drop.count(i) || (axes.empty() && shape[i] == 1))) kept.push_back(shape[i]);
+      shape = kept;
+    }
+    set_tensor(node, shape == x.shape() ? x : reshape(x, shape));
+  } else if (op == "Expand") {
+    Value x = tensor(input(node, 0), label);
+    const Constant& s = constant(input(node, 1), label, "shape");
+    const auto out = broadcast_shapes(x.shape(), Shape(s.values.begin(), s.values.end()));
+    if (!out)
+      throw Error(fmt::format("{}: input {} does not broadcast to the shape {}", label, shape_string(x.shape()),
+                              shape_string(Shape(s.values.begin(), s.values.end()))));
+    // Broadcasting by adding zeros of the target shape: x + 0 is x, and add's vjp sums
+    // the gradient back over the broadcast axes, which is Expand's vjp.
+    set_tensor(node, *out == x.shape() ? x
+                                       : add(x, constant_tensor(node.output(0) + "/zeros",
+                                                                Constant{*out, std::vector<double>(element_count(*out), 0.0), false})));
+  } else if (op == "Relu") set_tensor(node, relu(tensor(input(node, 0), label)));
   else if (op == "Sigmoid") set_tensor(node, sigmoid(tensor(input(node, 0), label)));
   else if (op == "Tanh") set_tensor(node, remat::tanh(tensor(input(node, 0), label)));
   else if (op == "Identity") set_tensor(node, tensor(input(node, 0), label));
@@ -770,6 +1228,7 @@ OnnxModel Importer::run(const std::string& path, const OnnxImportOptions& option
     for (const auto& name : node.input()) read_names_.insert(name);
   for (const auto& out : graph_.output()) read_names_.insert(out.name());
 
+  find_differentiable();
   OnnxModel result;
   std::vector<std::pair<Value, std::string>> data_inputs;
   for (const auto& in : graph_.input()) {
@@ -870,6 +1329,8 @@ OnnxModel load_onnx(const std::string& path, const OnnxImportOptions& options) {
   OnnxModel result;
   result.model.tape = std::make_unique<Tape>();
   Importer importer(proto.graph(), *result.model.tape);
+  for (const auto& opset : proto.opset_import())
+    if (opset.domain().empty() || opset.domain() == "ai.onnx") importer.set_opset(opset.version());
   OnnxModel imported = importer.run(path, options);
   imported.model.tape = std::move(result.model.tape);
   return imported;
