@@ -14,9 +14,10 @@ namespace remat {
 
 Executor::Executor(const Tape& tape, Backend& backend) : tape_(tape), backend_(backend) {
   for (int id : tape.parameters()) {
-    const HostArray& init = tape.parameter_initial(id);
-    Tensor t = backend.empty(init.meta, MemoryCategory::parameter);
-    backend.upload(init, t);
+    // A metering backend holds no data: the initial values are neither read nor made
+    // (a lazily initialised parameter stays unallocated on the host).
+    Tensor t = backend.empty(tape.node(id).meta, MemoryCategory::parameter);
+    if (backend.computes()) backend.upload(tape.parameter_initial(id), t);
     parameters_.emplace(id, std::move(t));
   }
   for (const Node& n : tape.nodes()) {

@@ -38,7 +38,26 @@ Value Tape::parameter(std::string name, HostArray initial, bool trainable) {
   n.meta = initial.meta;
   n.requires_grad = trainable;
   Value v = add_node(std::move(n));
-  parameter_initial_[v.id] = std::move(initial);
+  auto slot = std::make_shared<Initial>();
+  slot->value = std::move(initial);
+  parameter_initial_[v.id] = std::move(slot);
+  return v;
+}
+
+Value Tape::parameter(std::string name, TensorMeta meta, std::function<HostArray()> init, bool trainable) {
+  if (!is_floating(meta.dtype)) throw Error("[tape] parameter '" + name + "' must be floating (f32, f64, bf16 or f16)");
+  if (!init) throw Error("[tape] parameter '" + name + "' has no initialiser");
+  for (auto d : meta.shape)
+    if (d < 0) throw Error("[tape] parameter '" + name + "' has a negative extent in " + shape_string(meta.shape));
+  Node n;
+  n.kind = NodeKind::parameter;
+  n.name = std::move(name);
+  n.meta = std::move(meta);
+  n.requires_grad = trainable;
+  Value v = add_node(std::move(n));
+  auto slot = std::make_shared<Initial>();
+  slot->make = std::move(init);
+  parameter_initial_[v.id] = std::move(slot);
   return v;
 }
 
@@ -96,7 +115,18 @@ std::vector<int> Tape::placeholders() const {
 const HostArray& Tape::parameter_initial(int id) const {
   auto it = parameter_initial_.find(id);
   if (it == parameter_initial_.end()) throw Error("[tape] n" + std::to_string(id) + " is not a parameter");
-  return it->second;
+  Initial& slot = *it->second;
+  std::call_once(slot.once, [&] {
+    if (!slot.make) return;
+    HostArray made = slot.make();
+    const Node& n = node(id);
+    if (!(made.meta == n.meta))
+      throw Error("[tape] the initialiser of parameter '" + n.name + "' made " + shape_string(made.meta.shape) + " " +
+                  dtype_name(made.meta.dtype) + ", expected " + shape_string(n.meta.shape) + " " + dtype_name(n.meta.dtype));
+    slot.value = std::move(made);
+    slot.make = nullptr;
+  });
+  return slot.value;
 }
 
 std::vector<int> Tape::ancestors(int target) const {

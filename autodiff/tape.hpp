@@ -9,8 +9,10 @@
 
 #include "autodiff/op.hpp"
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -47,6 +49,11 @@ class Tape {
   // A frozen parameter (trainable = false) gets no gradient: no gradient buffer, no
   // optimizer state; its bytes are still weights.
   Value parameter(std::string name, HostArray initial, bool trainable = true);
+  // A parameter whose initial value is made by `init` on first use (parameter_initial(),
+  // which an Executor on a computing backend calls), so a model recorded only to be
+  // planned never allocates or fills its weights: a 7B model's tape costs kilobytes.
+  // init must return an array of exactly `meta` (checked when it runs).
+  Value parameter(std::string name, TensorMeta meta, std::function<HostArray()> init, bool trainable = true);
   // A placeholder with a default binding, for teaching and eval().
   Value input(std::string name, HostArray value);
   Value record(std::shared_ptr<const Op> op, std::vector<Value> inputs);
@@ -58,6 +65,7 @@ class Tape {
   const std::vector<Node>& nodes() const { return nodes_; }
   std::vector<int> parameters() const;
   std::vector<int> placeholders() const;
+  // The initial value (made now if the parameter was recorded lazily).
   const HostArray& parameter_initial(int id) const;
   const Bindings& default_bindings() const { return defaults_; }
   // Nodes that value `target` depends on, itself included, in recording order.
@@ -66,7 +74,12 @@ class Tape {
  private:
   Value add_node(Node node);
   std::vector<Node> nodes_;
-  std::map<int, HostArray> parameter_initial_;
+  struct Initial {
+    std::once_flag once;
+    std::function<HostArray()> make;  // null once made (or for an eager parameter)
+    HostArray value;
+  };
+  std::map<int, std::shared_ptr<Initial>> parameter_initial_;
   Bindings defaults_;
 };
 

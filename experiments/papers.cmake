@@ -3,7 +3,7 @@
 # and one ctest smoke test per driver: `paper_<paper> --quick --out <scratch dir>`
 # (tiny sizes, a few seconds, figures included). included from experiments/CMakeLists.txt.
 # scripts/reproduce_all.sh builds these targets and runs every driver at full size.
-set(REMAT_PAPERS sqrt_n_claim chen2016 griewank2000 gruslys2016 beaumont2019 kirisame2021 jain2020)
+set(REMAT_PAPERS sqrt_n_claim chen2016 griewank2000 gruslys2016 beaumont2019 kirisame2021 jain2020 seed_claims)
 if(REMAT_TESTS)
   enable_testing()  # this directory is configured before the top level enables testing
 endif()

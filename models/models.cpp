@@ -103,6 +103,7 @@ Model build_model(const std::string& text) {
   if (spec.name == "resnet") return zoo::build_resnet(spec);
   if (spec.name == "lstm") return zoo::build_lstm(spec);
   if (spec.name == "transformer") return zoo::build_transformer(spec);
+  if (spec.name == "llama") return zoo::build_llama(spec);
   if (spec.name == "unet") return zoo::build_unet(spec);
   if (spec.name == "heat") return zoo::build_heat(spec);
   throw Error("[model] unknown model '" + spec.name + "'; known models:\n" + model_catalogue());
@@ -114,6 +115,9 @@ std::string model_catalogue() {
          "  resnet:blocks=3,width=8,batch=8,image=32,classes=10,bn=1     (depth = 2*blocks+2 conv layers)\n"
          "  lstm:steps=32,hidden=32,input=16,batch=8                      (unrolled, BPTT)\n"
          "  transformer:layers=2,width=32,heads=4,seq=16,batch=4,vocab=64,dropout=10,attention=naive|fused (GPT-style)\n"
+         "  llama:preset=none|1b|7b|13b,layers=2,width=32,heads=4,kv_heads=2,ffn=64,vocab=64,seq=16,batch=2,tie=0,\n"
+         "        lora=0,alpha=R,attention=naive|fused  (LLaMA-style: RMSNorm, RoPE, grouped-query attention, SwiGLU; lora=R adapts q,k,v,o\n"
+         "        and freezes the base; preset values are overridden by explicit keys)\n"
          "  unet:levels=2,width=8,batch=2,image=32                        (skip connections)\n"
          "  heat:steps=100,grid=64,r=25,equation=heat|burgers,c=10       (1-D heat or viscous Burgers, r and c in 1/100)\n"
          "  every model also takes dtype=f32|f64\n";

@@ -107,6 +107,7 @@ Model build_mlp(const ModelSpec& spec, bool residual);
 Model build_resnet(const ModelSpec& spec);
 Model build_lstm(const ModelSpec& spec);
 Model build_transformer(const ModelSpec& spec);
+Model build_llama(const ModelSpec& spec);
 Model build_unet(const ModelSpec& spec);
 Model build_heat(const ModelSpec& spec);
 

@@ -11,7 +11,7 @@
 # measured with an incremental build on a shared machine; the build from scratch adds ~4 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-papers=(sqrt_n_claim chen2016 griewank2000 gruslys2016 beaumont2019 kirisame2021 jain2020)
+papers=(sqrt_n_claim chen2016 griewank2000 gruslys2016 beaumont2019 kirisame2021 jain2020 seed_claims)
 start=$(date +%s)
 
 ./scripts/install_deps.sh
