@@ -119,60 +119,72 @@ Program insert_frees(const Tape& tape, Program program) {
   for (int p : tape.parameters()) keep_grad[static_cast<std::size_t>(p)] = true;
   for (int p : program.grad_targets) keep_grad[static_cast<std::size_t>(p)] = true;
 
-  // Touches of values and gradients by one instruction: (id, is_definition).
+  // Touches of values and gradients by one instruction: (id, is_definition), written
+  // into buffers reused across instructions (no allocation per instruction).
   struct Touch { int id; bool defines; };
+  std::vector<Touch> vt, gt;
   auto value_touches = [&](const Instruction& ins) {
-    std::vector<Touch> t;
+    vt.clear();
     const Node& n = tape.node(ins.node);
     if (ins.kind == InstructionKind::compute) {
-      for (int in : n.inputs) t.push_back({in, false});
-      t.push_back({ins.node, true});
+      for (int in : n.inputs) vt.push_back({in, false});
+      vt.push_back({ins.node, true});
     } else if (ins.kind == InstructionKind::backward) {
-      for (int s : saved_for_backward(tape, ins.node)) t.push_back({s, false});
+      for (int s : saved_for_backward(tape, ins.node)) vt.push_back({s, false});
     }
     // Parameters are always resident: the executor owns them, nothing frees them.
-    std::erase_if(t, [&](const Touch& x) { return tape.node(x.id).kind == NodeKind::parameter; });
-    return t;
+    std::erase_if(vt, [&](const Touch& x) { return tape.node(x.id).kind == NodeKind::parameter; });
   };
   auto grad_touches = [&](const Instruction& ins) {
-    std::vector<Touch> t;
+    gt.clear();
     const Node& n = tape.node(ins.node);
-    if (ins.kind == InstructionKind::seed_grad) t.push_back({ins.node, true});
+    if (ins.kind == InstructionKind::seed_grad) gt.push_back({ins.node, true});
     if (ins.kind == InstructionKind::backward) {
-      t.push_back({ins.node, false});
+      gt.push_back({ins.node, false});
       for (std::size_t i = 0; i < n.inputs.size(); ++i)
-        if (gradient_flows(tape, n, i)) t.push_back({n.inputs[i], false});
+        if (gradient_flows(tape, n, i)) gt.push_back({n.inputs[i], false});
     }
-    return t;
   };
 
   // Reverse scan: a value dies after instruction i when its next event is not a read.
+  // Blocks of frees are appended from the last instruction to the first: those after
+  // instruction i are free_values[value_begin[i + 1], value_begin[i]) (free_grads alike).
   enum class Next : std::uint8_t { none, read, define };
   std::vector<Next> next_value(tape.size(), Next::none), next_grad(tape.size(), Next::none);
-  std::vector<std::vector<int>> free_values(body.size()), free_grads(body.size());
+  std::vector<int> free_values, free_grads;
+  std::vector<std::size_t> value_begin(body.size() + 1), grad_begin(body.size() + 1);
   for (std::size_t i = body.size(); i-- > 0;) {
-    auto vt = value_touches(body[i]);
+    value_begin[i + 1] = free_values.size();
+    value_touches(body[i]);
+    const auto vfirst = static_cast<std::ptrdiff_t>(free_values.size());
     for (const auto& t : vt)
       if (next_value[static_cast<std::size_t>(t.id)] != Next::read &&
-          std::find(free_values[i].begin(), free_values[i].end(), t.id) == free_values[i].end())
-        free_values[i].push_back(t.id);
+          std::find(free_values.begin() + vfirst, free_values.end(), t.id) == free_values.end())
+        free_values.push_back(t.id);
     for (const auto& t : vt) if (!t.defines) next_value[static_cast<std::size_t>(t.id)] = Next::read;
     for (const auto& t : vt) if (t.defines) next_value[static_cast<std::size_t>(t.id)] = Next::define;
 
-    auto gt = grad_touches(body[i]);
+    grad_begin[i + 1] = free_grads.size();
+    grad_touches(body[i]);
+    const auto gfirst = static_cast<std::ptrdiff_t>(free_grads.size());
     for (const auto& t : gt)
       if (!keep_grad[static_cast<std::size_t>(t.id)] && next_grad[static_cast<std::size_t>(t.id)] != Next::read &&
-          std::find(free_grads[i].begin(), free_grads[i].end(), t.id) == free_grads[i].end())
-        free_grads[i].push_back(t.id);
+          std::find(free_grads.begin() + gfirst, free_grads.end(), t.id) == free_grads.end())
+        free_grads.push_back(t.id);
     for (const auto& t : gt)
       next_grad[static_cast<std::size_t>(t.id)] = t.defines ? Next::define : Next::read;
   }
+  value_begin[0] = free_values.size();
+  grad_begin[0] = free_grads.size();
 
   program.instructions.clear();
+  program.instructions.reserve(body.size() + free_values.size() + free_grads.size());
   for (std::size_t i = 0; i < body.size(); ++i) {
     program.instructions.push_back(body[i]);
-    for (int g : free_grads[i]) program.instructions.push_back({InstructionKind::free_grad, g});
-    for (int v : free_values[i]) program.instructions.push_back({InstructionKind::free, v});
+    for (std::size_t k = grad_begin[i + 1]; k < grad_begin[i]; ++k)
+      program.instructions.push_back({InstructionKind::free_grad, free_grads[k]});
+    for (std::size_t k = value_begin[i + 1]; k < value_begin[i]; ++k)
+      program.instructions.push_back({InstructionKind::free, free_values[k]});
   }
   return program;
 }
