@@ -10,9 +10,14 @@
 //  3. Every strategy on the 100-layer MLP (width 512, batch 256, f32, relu) at 1/10,
 //     1/5 and 1/3 of store-all's peak: planned and measured overhead side by side
 //     (promises checked on every plan; measured = median of interleaved ratios).
+//  4. LLM scale (--llm, also at the end of the full run): every strategy, the node-level
+//     and DAG planners included (greedy, checkmate-lp with a 60 s limit), planning the
+//     LLaMA-7B shape shape-only (llama:preset=7b, bf16, batch 1; full fine-tuning at
+//     seq 2048 and LoRA r=16 at seq 4096) at a fifth of store-all's activation peak:
+//     planning time, planned peak and overhead (no tensor data: planning needs shapes).
 // Medians over repeats; ratios are measured in the same run.
-// Usage: strategy_bench [--quick | --greedy | --revolve]   (--greedy: only the budget-greedy
-// section; --revolve: only Revolve against ADOL-C)
+// Usage: strategy_bench [--quick | --greedy | --revolve | --llm]   (--greedy: only the
+// budget-greedy section; --revolve: only Revolve against ADOL-C; --llm: only section 4)
 #include "models/models.hpp"
 #include "strategies/budget_greedy.hpp"
 #include "strategies/stage_schedules.hpp"
@@ -175,6 +180,45 @@ void revolve_against_adolc(bool quick) {
     fmt::print("\n(ADOL-C is not installed: libadolc-dev adds its column)\n");
 }
 
+// Section 4: planning at LLM scale, every strategy at a fifth of store-all's activation peak.
+void llm_scale(bool quick) {
+  fmt::print("\n## Planning at LLM scale (shape-only, budget = store-all's activation peak / 5)\n\n");
+  const std::vector<std::string> specs =
+      quick ? std::vector<std::string>{"llama:layers=4,width=64,heads=4,kv_heads=2,ffn=128,vocab=256,seq=64,batch=1,dtype=bf16"}
+            : std::vector<std::string>{"llama:preset=7b,seq=2048,batch=1,dtype=bf16",
+                                       "llama:preset=7b,seq=4096,batch=1,dtype=bf16,lora=16"};
+  fmt::print("| model | tape nodes | strategy | plan s | setting | activation peak GiB | planned overhead |\n");
+  fmt::print("|---|---:|---|---:|---|---:|---:|\n");
+  for (const auto& spec : specs) {
+    const auto t0 = Clock::now();
+    Model m = build_model(spec);
+    const double record_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    const Tape& tape = *m.tape;
+    const std::size_t full = simulate(tape, store_all_program(tape, m.loss.id)).peak_bytes;
+    const std::size_t budget = full / 5;
+    fmt::print("| {} (recorded in {:.3f} s; store-all {:.2f} GiB) | {} | | | | | |\n", spec, record_seconds,
+               static_cast<double>(full) / (1 << 30), tape.size());
+    for (const auto& name : strategy_names(/*include_solvers=*/true)) {
+      if (name == "store-all" || name == "checkmate") continue;  // checkmate's MILP: checkmate_bench's subject
+      StrategyOptions options;
+      options.time_limit_seconds = 60;
+      const auto t1 = Clock::now();
+      try {
+        PlanReport r = plan(*make_strategy(name, options), PlanRequest{tape, m.loss.id, Budget{budget}});
+        fmt::print("| | | {} | {:.3f} | {} | {:.2f} | {:+.1f}% |\n", name, r.plan_seconds, r.setting,
+                   static_cast<double>(r.predicted.peak_bytes) / (1 << 30), 100 * r.planned_overhead());
+      } catch (const InfeasibleBudget& e) {
+        fmt::print("| | | {} | {:.3f} | infeasible: least feasible {:.2f} GiB | | |\n", name,
+                   std::chrono::duration<double>(Clock::now() - t1).count(),
+                   static_cast<double>(e.min_feasible_bytes) / (1 << 30));
+      } catch (const Error& e) {
+        fmt::print("| | | {} | {:.3f} | refused: {} | | |\n", name,
+                   std::chrono::duration<double>(Clock::now() - t1).count(), e.what());
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -182,6 +226,11 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "--greedy") == 0) {  // the budget-greedy section alone
     fmt::print("remat strategy_bench --greedy (medians)\n");
     greedy_at_scale(false);
+    return 0;
+  }
+  if (argc > 1 && std::strcmp(argv[1], "--llm") == 0) {  // the LLM-scale section alone
+    fmt::print("remat strategy_bench --llm\n");
+    llm_scale(false);
     return 0;
   }
   if (argc > 1 && std::strcmp(argv[1], "--revolve") == 0) {  // the Revolve against ADOL-C section alone
@@ -297,5 +346,6 @@ int main(int argc, char** argv) {
                  100 * r.planned_overhead(), 100 * (median(row.ratios) - 1));
     }
   }
+  llm_scale(quick);
   return 0;
 }

@@ -782,6 +782,18 @@ CheckmatePlan solve_checkmate(const TrainingGraph& g, std::int64_t budget, const
   const std::string who = options.lp_relaxation ? "checkmate-lp" : "checkmate";
   if (g.size() == 0) throw Error("[" + who + "] the training graph has no nodes");
   if (!(options.time_limit > 0)) throw Error(fmt::format("[{}] the time limit must be > 0 seconds, got {}", who, options.time_limit));
+  // The stage-by-node grid has n (n + 1) / 2 R cells and up to n V S cells, and its memory
+  // rows about as many coefficients again per stage: beyond this many cells the model alone
+  // takes gigabytes before CLP starts (and CBC cannot stop a root LP that large), so such
+  // graphs are refused up front instead of exhausting the host.
+  {
+    const double n = g.size(), cells = n * (n + 1) / 2 + n * static_cast<double>(g.values.size());
+    if (cells > static_cast<double>(max_checkmate_grid_cells))
+      throw Error(fmt::format("[{}] the training graph has {} nodes and {} values: its stage-by-node grid would have "
+                              "{:.3g} cells, more than the {:.3g} this solver builds; plan it with optimal or greedy "
+                              "(which scale to it), or give checkmate a smaller graph",
+                              who, g.size(), g.values.size(), cells, static_cast<double>(max_checkmate_grid_cells)));
+  }
   int at = -1;
   const std::int64_t need = minimum_step_memory(g, &at);
   if (budget < need) {

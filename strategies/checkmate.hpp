@@ -71,6 +71,10 @@ enum class CheckmateStatus : std::uint8_t {
 };
 const char* checkmate_status_name(CheckmateStatus status);
 
+// The largest stage-by-node grid (R and S cells, n (n + 1) / 2 + n V) solve_checkmate
+// builds; a larger graph is refused with an Error naming its size (about 2,000 nodes).
+inline constexpr std::int64_t max_checkmate_grid_cells = 5'000'000;
+
 struct CheckmateOptions {
   double time_limit = 60;       // seconds of wall time for the whole solve, enforced by remat
   int threads = 1;              // CBC threads

@@ -465,6 +465,28 @@ TEST_CASE("checkmate: budgets below one step's need are refused before solving, 
   CHECK(make_checkmate_strategy(lp)->name() == "checkmate-lp");
 }
 
+TEST_CASE("checkmate: a graph whose grid would exhaust the host is refused up front, naming its size") {
+  // LLaMA-7B's shape (shape-only: no weight is made): thousands of nodes, a grid of 10^7 cells.
+  Model m = build_model("llama:preset=7b,seq=64,batch=1,dtype=bf16");
+  TrainingGraph g = training_graph_from_tape(*m.tape, m.loss.id);
+  const double n = g.size();
+  REQUIRE(n * (n + 1) / 2 > static_cast<double>(max_checkmate_grid_cells));
+  const auto t0 = std::chrono::steady_clock::now();
+  for (bool lp : {false, true}) {
+    CheckmateOptions o = test_options();
+    o.lp_relaxation = lp;
+    const std::string expected =
+        std::string("[") + (lp ? "checkmate-lp" : "checkmate") + "] the training graph has " + std::to_string(g.size()) + " nodes";
+    CHECK_THROWS_WITH_AS(solve_checkmate(g, std::numeric_limits<std::int64_t>::max() / 4, o),
+                         doctest::Contains(expected.c_str()), Error);
+  }
+  CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 30);  // no model was built
+  // A graph within the limit is still solved (the other cases here).
+  Model small = build_model("mlp:layers=3,width=8,batch=2");
+  TrainingGraph gs = training_graph_from_tape(*small.tape, small.loss.id);
+  CHECK(gs.size() * (gs.size() + 1) / 2 < max_checkmate_grid_cells);
+}
+
 TEST_CASE("checkmate: the time limit holds on a graph CBC cannot finish, and the warm start is the answer") {
   Model m = build_model("resmlp:layers=24,width=16,batch=4");
   TrainingGraph g = training_graph_from_tape(*m.tape, m.loss.id);
