@@ -7,7 +7,8 @@
 # results/<paper>/summary.txt and its progress messages to results/<paper>/log.txt.
 # Extra arguments go to every driver (e.g. --quick for a smoke run, --repeat 9).
 # Exit status: 0 when every driver succeeded (every promise held); otherwise the
-# failing drivers are named and the status is 1. About 11 minutes on 2 cores (10 min 46 s
+# failing drivers are named and the status is 1. Then every strategy at its least budget
+# on six imported architectures (results/real_models/). About 11 minutes on 2 cores for the drivers (10 min 46 s
 # measured with an incremental build on a shared machine; the build from scratch adds ~4 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ start=$(date +%s)
 ./scripts/install_deps.sh
 mkdir -p results
 echo "[reproduce_all] building the paper drivers (Release, -j2) in build/ (log: results/build.log)"
-if ! { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j2 --target papers; } >results/build.log 2>&1; then
+if ! { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j2 --target papers remat_cli_main; } >results/build.log 2>&1; then
   tail -n 30 results/build.log >&2
   echo "[reproduce_all] the build failed: see results/build.log" >&2
   exit 1
@@ -52,6 +53,38 @@ for p in "${papers[@]}"; do
     failed+=("$p")
   fi
 done
+
+# Every strategy at its own least feasible budget on imported real architectures
+# (docs/results.md, "Real architectures"): four torchvision CNNs and two small
+# transformers (the CNNs at batch 2, 64x64; gpt2_tiny at batch 4, context 64; vit_tiny at
+# batch 4, 32x32), one compare each, and their plot.
+echo "[reproduce_all] ---- real_models ----"
+t0=$(date +%s)
+mkdir -p results/real_models
+real=(resnet18 resnet50 mobilenet_v2 densenet121 gpt2_tiny vit_tiny)
+if /usr/bin/python3 scripts/export_models.py --out results/real_models/onnx \
+     --models resnet18,resnet50,mobilenet_v2,densenet121 --batch 2 --image 64 >results/real_models/log.txt 2>&1 &&
+   /usr/bin/python3 scripts/export_models.py --out results/real_models/onnx --models gpt2_tiny,vit_tiny \
+     --batch 4 --image 32 --context 64 >>results/real_models/log.txt 2>&1; then
+  ok=1
+  for m in "${real[@]}"; do
+    build/bin/remat compare --onnx "results/real_models/onnx/$m.onnx" --budgets least --threads 2 --repeat 3 \
+      --strategies sqrt,chen-greedy,revolve,optimal,greedy,checkmate-lp --time-limit 120 --json \
+      >"results/real_models/$m.json" 2>>results/real_models/log.txt || ok=0
+  done
+  jsons=()
+  for m in "${real[@]}"; do jsons+=("results/real_models/$m.json"); done
+  /usr/bin/python3 experiments/plots/real_models_plot.py results/real_models/real_models.png "${jsons[@]}" \
+    2>>results/real_models/log.txt || ok=0
+else
+  ok=0
+fi
+if (( ok )); then
+  echo "[reproduce_all] real_models done in $(( $(date +%s) - t0 )) s"
+else
+  echo "[reproduce_all] real_models FAILED: see results/real_models/log.txt" >&2
+  failed+=(real_models)
+fi
 
 total=$(( $(date +%s) - start ))
 echo "[reproduce_all] total $((total / 60)) min $((total % 60)) s (build $((built - start)) s)"
