@@ -7,6 +7,7 @@
 #include "autodiff/kernel_math/broadcast.hpp"
 #include "autodiff/kernel_math/elementwise.hpp"
 #include "autodiff/cpu/parallel.hpp"
+#include "autodiff/cpu/vector_math.hpp"
 
 #include <cblas.h>
 #include <xtensor/xadapt.hpp>
@@ -155,6 +156,31 @@ void map_chunks(std::int64_t n, const T* x, T* y, F&& expression) {
   });
 }
 
+// out[i] = finish(i, call(arg(i))) over [0, n), the transcendental `call` vectorised
+// (vector_math.hpp) through a stack buffer of 256 elements: in place is safe (each
+// chunk reads x before writing y), and every element takes the same vector function
+// whatever the blocks, so the bits do not depend on the thread count.
+template <class T, class Arg, class Call, class Finish>
+void map_through(std::int64_t n, Arg&& arg, Call&& call, Finish&& finish) {
+  parallel_blocks(n, [&](std::int64_t b, std::int64_t e) {
+    constexpr std::int64_t chunk = 256;
+    alignas(32) T buffer[chunk];
+    for (std::int64_t s = b; s < e; s += chunk) {
+      const std::int64_t len = std::min(chunk, e - s);
+      for (std::int64_t k = 0; k < len; ++k) buffer[k] = arg(s + k);
+      call(buffer, buffer, len);
+      for (std::int64_t k = 0; k < len; ++k) finish(s + k, buffer[k]);
+    }
+  });
+}
+
+template <class T>
+void call_exp(const T* x, T* y, std::int64_t n) { cpu::vector_exp(x, y, n); }
+template <class T>
+void call_tanh(const T* x, T* y, std::int64_t n) { cpu::vector_tanh(x, y, n); }
+template <class T>
+void call_log(const T* x, T* y, std::int64_t n) { cpu::vector_log(x, y, n); }
+
 }  // namespace
 
 void CpuBackend::copy_strided(const Tensor& src, const StridedView& from, Tensor& dst, const StridedView& to,
@@ -186,9 +212,26 @@ void CpuBackend::unary(UnaryKind kind, double param, const Tensor& x, Tensor& y)
     const T p = static_cast<T>(param);
     const T* xs = x.data<T>();
     T* ys = y.data<T>();
+    const T k0 = static_cast<T>(kernel_math::gelu_k0), k1 = static_cast<T>(kernel_math::gelu_k1);
+    auto identity = [xs](std::int64_t i) { return xs[i]; };
+    auto store = [ys](std::int64_t i, T v) { ys[i] = v; };
+    const std::int64_t n = x.numel();
+    // Transcendentals: kernel_math's formulas (elementwise.hpp) around SLEEF's vector calls.
+    switch (kind) {
+      case UnaryKind::exp: map_through<T>(n, identity, call_exp<T>, store); return;
+      case UnaryKind::log: map_through<T>(n, identity, call_log<T>, store); return;
+      case UnaryKind::tanh: map_through<T>(n, identity, call_tanh<T>, store); return;
+      case UnaryKind::sigmoid:  // 1 / (1 + exp(-x))
+        map_through<T>(n, [xs](std::int64_t i) { return -xs[i]; }, call_exp<T>,
+                       [ys](std::int64_t i, T e) { ys[i] = T(1) / (T(1) + e); });
+        return;
+      case UnaryKind::gelu:  // 0.5 x (1 + tanh(k0 (x + k1 x^3)))
+        map_through<T>(n, [xs, k0, k1](std::int64_t i) { const T v = xs[i]; return k0 * (v + k1 * v * v * v); },
+                       call_tanh<T>, [xs, ys](std::int64_t i, T t) { ys[i] = T(0.5) * xs[i] * (T(1) + t); });
+        return;
+      default: break;
+    }
     switch (kind) {  // vectorised xtensor expressions for the common maps
-      case UnaryKind::exp: map_chunks(x.numel(), xs, ys, [](auto& a, auto& b) { xt::noalias(b) = xt::exp(a); }); return;
-      case UnaryKind::tanh: map_chunks(x.numel(), xs, ys, [](auto& a, auto& b) { xt::noalias(b) = xt::tanh(a); }); return;
       case UnaryKind::relu: map_chunks(x.numel(), xs, ys, [](auto& a, auto& b) { xt::noalias(b) = xt::maximum(a, T(0)); }); return;
       case UnaryKind::neg: map_chunks(x.numel(), xs, ys, [](auto& a, auto& b) { xt::noalias(b) = -a; }); return;
       case UnaryKind::square: map_chunks(x.numel(), xs, ys, [](auto& a, auto& b) { xt::noalias(b) = a * a; }); return;
@@ -214,6 +257,20 @@ void CpuBackend::unary_backward(UnaryKind kind, double param, const Tensor& x, c
       parallel_blocks(gy.numel(), [&](std::int64_t b, std::int64_t e) {
         for (std::int64_t i = b; i < e; ++i) out[i] = ys[i] > T(0) ? g[i] : T(0);
       });
+      return;
+    }
+    if (kind == UnaryKind::gelu) {  // unary_derivative's gelu formula around a vector tanh
+      const T k0 = static_cast<T>(kernel_math::gelu_k0), k1 = static_cast<T>(kernel_math::gelu_k1);
+      map_through<T>(gy.numel(), [xs, k0, k1](std::int64_t i) { const T v = xs[i]; return k0 * (v + k1 * v * v * v); },
+                     call_tanh<T>, [xs, g, out, k0, k1](std::int64_t i, T t) {
+                       const T v = xs[i];
+                       out[i] = g[i] * (T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * k0 * (T(1) + T(3) * k1 * v * v));
+                     });
+      return;
+    }
+    if (kind == UnaryKind::erf) {  // 2/sqrt(pi) exp(-x^2), the exp vectorised
+      map_through<T>(gy.numel(), [xs](std::int64_t i) { return -xs[i] * xs[i]; }, call_exp<T>,
+                     [g, out](std::int64_t i, T e) { out[i] = g[i] * (static_cast<T>(kernel_math::erf_k) * e); });
       return;
     }
     parallel_blocks(gy.numel(), [&](std::int64_t b, std::int64_t e) {
