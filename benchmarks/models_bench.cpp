@@ -1,6 +1,10 @@
-// Contract: `models_bench [--quick] [--steps=N]` runs every zoo model against its PyTorch
-// twin (benchmarks/torch_models.py, a child process on /usr/bin/python3 whose steps
-// alternate with ours) and prints, as a markdown table, the median training step time
+// Contract: `models_bench [--quick] [--steps=N] [--models=zoo|real|all]` runs every zoo
+// model, and the real architectures that scripts/export_models.py exports to ONNX
+// (resnet18, resnet50, mobilenet_v2, densenet121, gpt2_tiny, vit_tiny; exported into a
+// temporary folder at start and loaded with load_onnx, whose time is printed), against
+// its PyTorch twin (benchmarks/torch_models.py, a child process on /usr/bin/python3 whose
+// steps alternate with ours; an imported model's twin is the very module exported, cut
+// into its top-level blocks) and prints, as a markdown table, the median training step time
 // (forward + backward) and the peak of
 //   remat store-all  against  PyTorch plain autograd, and
 //   remat sqrt       against  torch.utils.checkpoint.checkpoint_sequential
@@ -18,6 +22,7 @@
 // sizes and few steps (the ctest smoke test, seconds).
 #include "experiments/common/subprocess.hpp"
 #include "models/models.hpp"
+#include "models/onnx/onnx_import.hpp"
 #include "strategies/strategies.hpp"
 
 #include <fmt/format.h>
@@ -28,6 +33,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -65,6 +71,18 @@ std::vector<std::string> model_specs(bool quick) {
           "unet:levels=3,width=16,batch=8,image=64"};
 }
 
+// The imported architectures (scripts/export_models.py), each at a batch that steps in
+// about a second on 2 cores; --quick: two small ones.
+struct RealModel {
+  std::string name;
+  int batch = 2, image = 64, context = 16, classes = 1000;
+};
+std::vector<RealModel> real_models(bool quick) {
+  if (quick) return {{"resnet18", 2, 32, 16, 10}, {"gpt2_tiny", 2, 32, 16, 64}};
+  return {{"resnet18", 8, 64},     {"resnet50", 4, 64}, {"mobilenet_v2", 8, 64},
+          {"densenet121", 4, 64}, {"gpt2_tiny", 8, 64, 64}, {"vit_tiny", 8, 64}};
+}
+
 struct Row {
   std::string spec;
   std::int64_t parameters = 0, torch_parameters = -1;
@@ -72,6 +90,8 @@ struct Row {
   int segments = 0;
   double store_all = NAN, sqrt = NAN, torch_none = NAN, torch_ckpt = NAN;
   double store_all_peak = NAN, sqrt_peak = NAN, torch_none_peak = NAN, torch_ckpt_peak = NAN;
+  double load_seconds = NAN;  // load_onnx's time, for an imported model
+  int torch_segments = 0, torch_blocks = 0;
   std::string failure;
 };
 
@@ -81,12 +101,28 @@ std::int64_t parameter_count(const Tape& tape) {
   return n;
 }
 
-Row bench_model(const std::string& spec, int threads, int warmup, int steps, std::chrono::milliseconds pause) {
+// What one row benches: a zoo spec, or an ONNX file exported by scripts/export_models.py
+// whose twin is the torchvision (or TinyGpt) module it came from.
+struct Subject {
+  std::string label;       // the row's name
+  std::string twin_spec;   // torch_models.py --model
+  std::string onnx_path;   // empty for a zoo model
+  bool chain = true;       // false: store-all only (unet)
+};
+
+Row bench_model(const Subject& subject, int threads, int warmup, int steps, std::chrono::milliseconds pause) {
   Row row;
-  row.spec = spec;
-  Model m = build_model(spec);
+  row.spec = subject.label;
+  Model m;
+  if (subject.onnx_path.empty()) {
+    m = build_model(subject.twin_spec);
+  } else {
+    const auto t0 = Clock::now();
+    m = std::move(load_onnx(subject.onnx_path).model);
+    row.load_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  }
   row.parameters = parameter_count(*m.tape);
-  const bool chain = spec.rfind("unet", 0) != 0;  // unet: no chain of blocks on either side
+  const bool chain = subject.chain;
   struct Plan {
     Program program;
     std::size_t predicted = 0;
@@ -96,7 +132,8 @@ Row bench_model(const std::string& spec, int threads, int warmup, int steps, std
   if (chain) {
     const PlanReport r = plan(*make_strategy("sqrt", StrategyOptions{}), PlanRequest{*m.tape, m.loss.id, Budget{}});
     row.sqrt_setting = r.setting;
-    // remat's sqrt: round(sqrt(L)) segments of the L stages; the twin gets as many.
+    // remat's sqrt: round(sqrt(L)) segments of the L stages; a zoo twin gets as many (its
+    // blocks are remat's stages), an imported model's twin round(sqrt(its own blocks)).
     const int stages = r.stage ? r.stage->view->chain.length() : 1;
     row.segments = std::max(1, static_cast<int>(std::lround(std::sqrt(static_cast<double>(stages)))));
     plans.push_back({r.program, 0});
@@ -120,11 +157,13 @@ Row bench_model(const std::string& spec, int threads, int warmup, int steps, std
 
   const std::string t = std::to_string(threads);
   std::vector<std::string> argv{"/usr/bin/python3", std::string(REMAT_BENCH_SOURCE_DIR) + "/torch_models.py", "--model",
-                                spec, "--threads", t, "--warmup", std::to_string(warmup)};
-  if (chain) argv.insert(argv.end(), {"--segments", std::to_string(row.segments)});
+                                subject.twin_spec, "--threads", t, "--warmup", std::to_string(warmup)};
+  if (chain && subject.onnx_path.empty()) argv.insert(argv.end(), {"--segments", std::to_string(row.segments)});
   ChildProcess twin(argv, {"OMP_NUM_THREADS=" + t, "OPENBLAS_NUM_THREADS=" + t});
   const nlohmann::json ready = nlohmann::json::parse(twin.ask(nullptr));
   row.torch_parameters = ready.at("parameters").get<std::int64_t>();
+  row.torch_segments = ready.value("segments", 0);
+  row.torch_blocks = ready.value("blocks", 0);
   const char* modes[] = {"step none", "step ckpt"};
   std::vector<std::vector<double>> theirs(plans.size());
   // Interleaved: each round runs every mode on both sides, the side going first
@@ -166,6 +205,7 @@ std::string ms(double s) { return std::isnan(s) ? "-" : fmt::format("{:.1f}", s 
 int main(int argc, char** argv) {
   bool quick = false;
   int steps = 0;
+  std::string which = "all";
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--quick") quick = true;
@@ -179,8 +219,15 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "[models_bench] --steps must be an integer in 1..1000, got '{}'\n", arg.substr(8));
         return 2;
       }
+    } else if (arg.rfind("--models=", 0) == 0) {
+      which = arg.substr(9);
+      if (which != "zoo" && which != "real" && which != "all") {
+        fmt::print(stderr, "[models_bench] --models must be zoo, real or all, got '{}'\n", which);
+        return 2;
+      }
     } else {
-      fmt::print(stderr, "[models_bench] unknown argument '{}' (usage: models_bench [--quick] [--steps=N])\n", arg);
+      fmt::print(stderr, "[models_bench] unknown argument '{}' (usage: models_bench [--quick] [--steps=N] "
+                         "[--models=zoo|real|all])\n", arg);
       return 2;
     }
   }
@@ -204,10 +251,47 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   int failures = 0;
   std::vector<std::string> notes;
-  for (const auto& spec : model_specs(quick)) {
+  std::vector<Subject> subjects;
+  if (which != "real")
+    for (const auto& spec : model_specs(quick)) subjects.push_back({spec, spec, "", spec.rfind("unet", 0) != 0});
+  // The imported models are exported here, now, by the same script users run.
+  std::filesystem::path export_dir;
+  if (which != "zoo") {
+    std::string pattern = (std::filesystem::temp_directory_path() / "remat_models_bench_XXXXXX").string();
+    if (!mkdtemp(pattern.data())) {
+      fmt::print(stderr, "[models_bench] cannot create a temporary folder for the ONNX exports\n");
+      return 1;
+    }
+    export_dir = pattern;
+    if (run_process({"/usr/bin/python3", "-c", "import torchvision"}) != 0) {
+      notes.push_back("imported models skipped: /usr/bin/python3 cannot import torchvision");
+    } else {
+      for (const auto& r : real_models(quick)) {
+        const std::filesystem::path dir = export_dir / fmt::format("{}_b{}", r.name, r.batch);
+        const std::string script = std::string(REMAT_BENCH_SOURCE_DIR) + "/../scripts/export_models.py";
+        const int rc = run_process({"/usr/bin/python3", script, "--out", dir.string(), "--models", r.name, "--batch",
+                                    std::to_string(r.batch), "--image", std::to_string(r.image), "--context",
+                                    std::to_string(r.context), "--classes", std::to_string(r.classes)},
+                                   {}, (export_dir / (r.name + ".log")).string());
+        const bool image_input = r.name != "gpt2_tiny";
+        const std::string label = image_input ? fmt::format("onnx:{} batch {}, {}x{}", r.name, r.batch, r.image, r.image)
+                                              : fmt::format("onnx:{} batch {}, context {}", r.name, r.batch, r.context);
+        const std::string twin = fmt::format("torchvision:model={},batch={},image={},context={},classes={}", r.name,
+                                             r.batch, r.image, r.context, r.classes);
+        if (rc != 0) {
+          ++failures;
+          fmt::print("| {} | FAILED: scripts/export_models.py exited with {} (see its log) |\n", label, rc);
+          continue;
+        }
+        subjects.push_back({label, twin, (dir / (r.name + ".onnx")).string(), true});
+      }
+    }
+  }
+  for (const auto& subject : subjects) {
+    const std::string& spec = subject.label;
     Row r;
     try {
-      r = bench_model(spec, threads, warmup, steps, pause);
+      r = bench_model(subject, threads, warmup, steps, pause);
     } catch (const std::exception& e) {
       r.spec = spec;
       r.failure = e.what();
@@ -226,9 +310,17 @@ int main(int argc, char** argv) {
                ratio(r.store_all_peak, r.torch_none_peak), std::isnan(r.sqrt_peak) ? "-" : mib(r.sqrt_peak),
                std::isnan(r.torch_ckpt_peak) ? "-" : mib(r.torch_ckpt_peak), ratio(r.sqrt_peak, r.torch_ckpt_peak));
     std::fflush(stdout);
-    if (!r.sqrt_setting.empty())
+    if (!r.sqrt_setting.empty() && subject.onnx_path.empty())
       notes.push_back(fmt::format("{}: remat sqrt {}; checkpoint_sequential with {} segments", r.spec, r.sqrt_setting,
                                   r.segments));
+    else if (!r.sqrt_setting.empty())
+      notes.push_back(fmt::format("{}: loaded in {:.2f} s; remat sqrt {} of its tape's stages; checkpoint_sequential "
+                                  "with {} segments of the module's {} top-level blocks",
+                                  r.spec, r.load_seconds, r.sqrt_setting, r.torch_segments, r.torch_blocks));
+  }
+  if (!export_dir.empty()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(export_dir, ignored);
   }
   fmt::print("\n");
   for (const auto& n : notes) fmt::print("- {}\n", n);

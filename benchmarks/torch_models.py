@@ -8,7 +8,10 @@ times one training step (forward + backward, no optimizer) in two modes:
          --segments segments (the twin of remat's sqrt); the embedding/stem before the
          blocks and the head after them run outside it.
 The models: mlp, resmlp, lstm, transformer, resnet, unet (unet has no block chain: its
-skip connections cross every level, so only "none" is offered).
+skip connections cross every level, so only "none" is offered), and
+torchvision:model=NAME,batch=B,image=I[,classes=C,context=T], the module that
+scripts/export_models.py exports for remat's ONNX import (resnet18, resnet50,
+mobilenet_v2, densenet121, gpt2_tiny, vit_tiny), whose top-level layers form the chain.
 
 Protocol (models_bench drives it, so that its steps and remat's interleave in time):
 after --warmup steps of each mode it prints one JSON line {"ready": true, "parameters": N,
@@ -226,7 +229,70 @@ def build(spec, torch):
             return F.mse_loss(head(h), target.clone())
 
         return [], [first, down, up, head], lambda: x.clone(), lambda v: v, whole
-    raise SystemExit(f"[torch_models] unknown model {name!r} (known: mlp, resmlp, lstm, transformer, resnet, unet)")
+    if name == "torchvision":
+        return build_real(o, torch)
+    raise SystemExit(f"[torch_models] unknown model {name!r} (known: mlp, resmlp, lstm, transformer, resnet, unet, "
+                     "torchvision)")
+
+
+def build_real(o, torch):
+    """The twin of an imported ONNX model: the very module scripts/export_models.py exported
+    (same constructor, seed and dropout p=0; training mode, so batch norm runs on batch
+    statistics as in the ONNX training export), cut into a stem, a chain of blocks for
+    checkpoint_sequential and a head: the top-level layers in the order of the module's own
+    forward()."""
+    import importlib.util
+    import pathlib
+
+    from torch import nn
+    import torch.nn.functional as F
+
+    here = pathlib.Path(__file__).resolve().parent
+    spec = importlib.util.spec_from_file_location("export_models", here.parent / "scripts" / "export_models.py")
+    exporter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(exporter)
+    name = o.get("model", "")
+    batch, image, classes = int(o.get("batch", 2)), int(o.get("image", 64)), int(o.get("classes", 1000))
+    context = int(o.get("context", 16))
+    model, _ = exporter.build_model(name, image, classes, context)
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+    model.train()
+    flatten = nn.Flatten(1)
+    if name.startswith("resnet"):
+        stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
+        blocks = [*model.layer1, *model.layer2, *model.layer3, *model.layer4, model.avgpool, flatten, model.fc]
+    elif name == "mobilenet_v2":
+        stem = model.features[0]
+        blocks = [*model.features[1:], nn.AdaptiveAvgPool2d(1), flatten, model.classifier]
+    elif name.startswith("densenet"):
+        stem = model.features[:4]
+        blocks = [*model.features[4:], nn.ReLU(), nn.AdaptiveAvgPool2d(1), flatten, model.classifier]
+    elif name == "gpt2_tiny":
+        positions = torch.arange(context)
+        stem = lambda idx: model.wte(idx) + model.wpe(positions)
+        blocks = list(model.blocks)
+    elif name == "vit_tiny":
+        def stem(x):
+            h = model._process_input(x)
+            h = torch.cat([model.class_token.expand(h.shape[0], -1, -1), h], dim=1)
+            return model.encoder.dropout(h + model.encoder.pos_embedding)
+        blocks = list(model.encoder.layers)
+    else:
+        raise SystemExit(f"[torch_models] no twin for torchvision:model={name!r} "
+                         "(known: resnet18, resnet50, mobilenet_v2, densenet121, gpt2_tiny, vit_tiny)")
+    generator = torch.Generator().manual_seed(1)
+    if name == "gpt2_tiny":
+        x = torch.randint(0, classes, (batch, context), generator=generator)
+        labels = torch.randint(0, classes, (batch * context,), generator=generator)
+        head = lambda h: F.linear(model.ln_f(h), model.wte.weight).reshape(batch * context, -1)
+    else:
+        x = torch.rand(batch, 3, image, image, generator=generator)
+        labels = torch.randint(0, classes, (batch,), generator=generator)
+        head = (lambda h: model.heads(model.encoder.ln(h)[:, 0])) if name == "vit_tiny" else (lambda h: h)
+    after = lambda h: F.cross_entropy(head(h), labels)
+    return blocks, [model], lambda: x.clone(), stem, after
 
 
 class Twin:

@@ -269,6 +269,12 @@ class Importer {
 
   Value tensor(const std::string& name, const std::string& label) {
     if (auto it = values_.find(name); it != values_.end()) return it->second;
+    if (auto it = transposed_parameters_.find(name); it != transposed_parameters_.end()) {
+      // A transposed weight read by something other than MatMul: the copy after all.
+      Value t = permute(it->second, {1, 0});
+      values_[name] = t;
+      return t;
+    }
     if (pads_.count(name))
       throw Error(fmt::format("{}: reads the output of {}, which is supported only in front of Conv, MaxPool or "
                               "AveragePool (it is folded into their padding)",
@@ -343,6 +349,10 @@ class Importer {
   std::map<std::string, Value> values_;
   std::map<std::string, Value> parameters_;
   std::map<std::string, PendingPad> pads_;
+  // Transpose outputs of 2-d parameters, recorded only when read: MatMul(x, W^T) becomes
+  // linear(x, W), which saves the weight itself instead of a transposed copy of it (the
+  // ONNX export of every nn.Linear on a 3-d input).
+  std::map<std::string, Value> transposed_parameters_;
   std::set<std::string> read_names_;  // every name some node reads, or a graph output
   std::set<std::string> differentiable_;  // names the first output depends on differentiably
   std::vector<std::pair<int, std::string>> parameter_order_;
@@ -819,6 +829,15 @@ void Importer::find_differentiable() {
 // rank-2 right operand; a rank-2 left operand against a batched right one is
 // computed as (B^T A^T)^T; other batch shapes are broadcast first (by adding zeros).
 void Importer::matmul_node(const onnx::NodeProto& node, const std::string& label) {
+  if (auto w = transposed_parameters_.find(input(node, 1));
+      w != transposed_parameters_.end() && !values_.count(input(node, 1))) {
+    Value x = tensor(input(node, 0), label);
+    if (x.shape().empty() || x.shape().back() != w->second.shape()[1])
+      throw Error(fmt::format("{}: inner extents differ: {} @ {} transposed", label, shape_string(x.shape()),
+                              shape_string(w->second.shape())));
+    set_tensor(node, linear(x, w->second));
+    return;
+  }
   Value a = tensor(input(node, 0), label);
   Value b = tensor(input(node, 1), label);
   const bool a_vector = a.shape().size() == 1, b_vector = b.shape().size() == 1;
@@ -1103,7 +1122,11 @@ void Importer::import_node(const onnx::NodeProto& node, const std::string& label
     for (auto a : perm) order.push_back(static_cast<int>(normalize_axis(a, rank, label)));
     bool identity = true;
     for (std::size_t i = 0; i < order.size(); ++i) identity = identity && order[i] == static_cast<int>(i);
-    set_tensor(node, identity ? x : permute(x, order));
+    if (rank == 2 && !identity && tape_.node(x.id).kind == NodeKind::parameter && node.output_size() == 1) {
+      transposed_parameters_[node.output(0)] = x;  // recorded when read (matmul_node: as linear)
+    } else {
+      set_tensor(node, identity ? x : permute(x, order));
+    }
   } else if (op == "Unsqueeze" || op == "Squeeze") {
     Value x = tensor(input(node, 0), label);
     const auto axes = int_list(node, at, 1, "axes", label, "axes");
