@@ -567,6 +567,62 @@ TEST_CASE("ONNX MatMul broadcasts like NumPy: values against direct loops, gradi
   }
 }
 
+// The export of nn.Linear on a 3-d input: MatMul(x, Transpose(W)). The importer records
+// linear(x, W) (no transposed copy of the weight on the tape); a transposed weight read
+// by anything else is still the plain transpose.
+TEST_CASE("ONNX MatMul of a transposed weight is recorded as linear, with the same values and gradients") {
+  ScratchDir dir;
+  const HostArray x = f32(random_array({2, 3, 4}, 811)), w = f32(random_array({5, 4}, 812));
+  HostArray wt(TensorMeta{{4, 5}, DType::f32});
+  for (std::int64_t o = 0; o < 5; ++o)
+    for (std::int64_t i = 0; i < 4; ++i) wt.set(i * 5 + o, w.at(o * 4 + i));
+  const HostArray expected = numpy_matmul(x, wt);
+  for (bool also_read_elsewhere : {false, true}) {
+    CAPTURE(also_read_elsewhere);
+    OnnxFile f;
+    f.output(also_read_elsewhere ? "z" : "y", also_read_elsewhere ? Shape{4, 5} : Shape{2, 3, 5});
+    f.initializer("x", x);
+    f.initializer("w", w);
+    auto* t = f.node("Transpose", {"w"}, {"wt"}, "t");
+    OnnxFile::ints(t, "perm", {1, 0});
+    f.node("MatMul", {"x", "wt"}, {"y"}, "mm");
+    if (also_read_elsewhere) {  // z = wt * sum(y): the transposed weight read by Mul too
+      auto* r = f.node("ReduceSum", {"y"}, {"s"}, "s");
+      OnnxFile::integer(r, "keepdims", 0);
+      f.node("Mul", {"wt", "s"}, {"z"}, "z");
+    }
+    OnnxModel m = load_onnx(f.save(dir.path / "lin.onnx"), {"sum"});
+    int permutes = 0, linears = 0;
+    for (const Node& n : m.model.tape->nodes())
+      if (n.kind == NodeKind::op) {
+        permutes += n.op->name().rfind("permute", 0) == 0;
+        linears += n.op->name().rfind("linear", 0) == 0;
+      }
+    CHECK(linears == 1);
+    CHECK(permutes == (also_read_elsewhere ? 1 : 0));
+    if (also_read_elsewhere) continue;
+    HostArray y = eval(m.output);
+    REQUIRE(y.meta.shape == expected.meta.shape);
+    for (std::int64_t i = 0; i < y.numel(); ++i) CHECK(y.at(i) == doctest::Approx(expected.at(i)).epsilon(1e-5));
+    // loss = sum(x W^T): d loss / d W[o][i] = sum over rows of x[., i].
+    CpuBackend cpu;
+    Executor ex(*m.model.tape, cpu);
+    StepResult step = grad(ex, m.model.loss);
+    int w_id = -1;
+    for (const auto& [id, name] : m.parameter_names)
+      if (name == "w") w_id = id;
+    REQUIRE(w_id >= 0);
+    HostArray g = cpu.download(step.gradients.at(w_id));
+    REQUIRE(g.meta.shape == w.meta.shape);
+    for (std::int64_t o = 0; o < 5; ++o)
+      for (std::int64_t i = 0; i < 4; ++i) {
+        double d = 0;
+        for (std::int64_t r = 0; r < 6; ++r) d += x.at(r * 4 + i);
+        CHECK(g.at(o * 4 + i) == doctest::Approx(d).epsilon(1e-5));
+      }
+  }
+}
+
 // A GPT-style block in ONNX (opset 17): token and position embeddings (Gather of a
 // graph input and of a Range), LayerNormalization, a fused qkv MatMul cut by Split,
 // heads by Reshape (0 and -1) and Transpose, a causal mask from a float buffer
