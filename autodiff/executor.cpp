@@ -13,17 +13,20 @@
 namespace remat {
 
 Executor::Executor(const Tape& tape, Backend& backend) : tape_(tape), backend_(backend) {
-  for (int id : tape.parameters()) {
+  parameters_.resize(tape.size());
+  for (const Node& n : tape.nodes()) {
+    if (n.kind != NodeKind::parameter) continue;
     // A metering backend holds no data: the initial values are neither read nor made
     // (a lazily initialised parameter stays unallocated on the host).
-    Tensor t = backend.empty(tape.node(id).meta, MemoryCategory::parameter);
-    if (backend.computes()) backend.upload(tape.parameter_initial(id), t);
-    parameters_.emplace(id, std::move(t));
+    Tensor t = backend.empty(n.meta, MemoryCategory::parameter);
+    if (backend.computes()) backend.upload(tape.parameter_initial(n.id), t);
+    parameters_[static_cast<std::size_t>(n.id)] = std::move(t);
   }
+  std::vector<TensorMeta> metas;  // reused: element assignment keeps each shape's buffer
   for (const Node& n : tape.nodes()) {
     if (n.kind != NodeKind::op) continue;
-    std::vector<TensorMeta> metas;
-    for (int in : n.inputs) metas.push_back(tape.node(in).meta);
+    metas.resize(n.inputs.size());
+    for (std::size_t i = 0; i < n.inputs.size(); ++i) metas[i] = tape.node(n.inputs[i]).meta;
     auto states = n.op->initial_state(metas);
     if (states.empty()) continue;
     auto& list = state_[n.id];
@@ -37,16 +40,22 @@ Executor::Executor(const Tape& tape, Backend& backend) : tape_(tape), backend_(b
 
 Executor::~Executor() = default;
 
+const Tensor* Executor::find_parameter(int id) const {
+  if (id < 0 || static_cast<std::size_t>(id) >= parameters_.size()) return nullptr;
+  const Tensor& t = parameters_[static_cast<std::size_t>(id)];
+  return t.defined() ? &t : nullptr;
+}
+
 Tensor& Executor::parameter(int id) {
-  auto it = parameters_.find(id);
-  if (it == parameters_.end()) throw Error("[executor] n" + std::to_string(id) + " is not a parameter");
-  return it->second;
+  const Tensor* t = find_parameter(id);
+  if (!t) throw Error("[executor] n" + std::to_string(id) + " is not a parameter");
+  return parameters_[static_cast<std::size_t>(id)];
 }
 
 HostArray Executor::read_parameter(int id) const {
-  auto it = parameters_.find(id);
-  if (it == parameters_.end()) throw Error("[executor] n" + std::to_string(id) + " is not a parameter");
-  return backend_.download(it->second);
+  const Tensor* t = find_parameter(id);
+  if (!t) throw Error("[executor] n" + std::to_string(id) + " is not a parameter");
+  return backend_.download(*t);
 }
 
 void Executor::write_parameter(int id, const HostArray& value) {
@@ -108,7 +117,18 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
   // Parameters by node id (a map lookup per read was the simulator's largest cost on
   // long graphs); the map's elements do not move during the step.
   std::vector<const Tensor*> parameter_at(node_count, nullptr);
-  for (const auto& [id, tensor] : parameters_) parameter_at[static_cast<std::size_t>(id)] = &tensor;
+  for (std::size_t id = 0; id < parameters_.size() && id < node_count; ++id)
+    if (parameters_[id].defined()) parameter_at[id] = &parameters_[id];
+  // The arguments of each forward, reused from one instruction to the next (assignment
+  // keeps each shape's buffer); their storage references are dropped after the call,
+  // so no buffer outlives its free.
+  std::vector<Tensor> inputs;
+  // The same for each backward's argument lists and gradient plan (moved into VjpArgs
+  // and back, cleared before reuse).
+  std::vector<const Tensor*> vjp_inputs;
+  std::vector<Tensor*> vjp_grad_inputs;
+  std::vector<GradientWrite> writes;
+  std::vector<Tensor> temporaries;
 
   StepResult result;
   result.executor = this;
@@ -156,26 +176,27 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
           }
           values[id] = std::move(t);
         } else {
-          std::vector<Tensor> inputs;
-          inputs.reserve(node.inputs.size());
-          for (int in : node.inputs) {
-            if (const Tensor* parameter = parameter_at[static_cast<std::size_t>(in)]) {
-              inputs.push_back(*parameter);
+          if (inputs.size() < node.inputs.size()) inputs.resize(node.inputs.size());
+          const std::span<Tensor> args(inputs.data(), node.inputs.size());
+          for (std::size_t i = 0; i < node.inputs.size(); ++i) {
+            const auto in = static_cast<std::size_t>(node.inputs[i]);
+            if (const Tensor* parameter = parameter_at[in]) {
+              args[i] = *parameter;
               continue;
             }
-            if (!values[static_cast<std::size_t>(in)].defined())
-              fail(index, ins, "input " + tape_.node(in).label() + " is not resident");
-            inputs.push_back(values[static_cast<std::size_t>(in)]);
+            if (!values[in].defined()) fail(index, ins, "input " + tape_.node(node.inputs[i]).label() + " is not resident");
+            args[i] = values[in];
           }
           Tensor out = backend_.empty(node.meta, category);
-          node.op->forward(ForwardArgs{backend_, inputs, out, OpContext{options.seed, static_cast<std::uint64_t>(ins.node)}});
+          node.op->forward(ForwardArgs{backend_, args, out, OpContext{options.seed, static_cast<std::uint64_t>(ins.node)}});
           ++report.forward_ops;
           if (computed[id] > 0) {
             ++report.recomputed_ops;
           } else if (auto st = state_.find(ins.node); st != state_.end()) {
             // First forward of this node in this step: the only time its state moves.
-            node.op->commit_state(backend_, inputs, st->second);
+            node.op->commit_state(backend_, args, st->second);
           }
+          for (Tensor& a : args) a.drop_storage();
           if (options.check_finite) check_finite_or_throw(backend_, out, "forward of " + node.label());
           values[id] = std::move(out);
         }
@@ -199,7 +220,9 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
         if (node.kind != NodeKind::op) fail(index, ins, "only op nodes have a backward");
         if (!grads[id].defined()) fail(index, ins, "its output gradient is not present");
         SavedValues saves = node.op->saves(node.inputs.size());
-        VjpArgs args{backend_, {}, nullptr, grads[id], {}, OpContext{options.seed, static_cast<std::uint64_t>(ins.node)}};
+        vjp_inputs.clear();
+        VjpArgs args{backend_, std::move(vjp_inputs), nullptr, grads[id], std::move(vjp_grad_inputs),
+                     OpContext{options.seed, static_cast<std::uint64_t>(ins.node)}};
         for (std::size_t i = 0; i < node.inputs.size(); ++i) {
           const Tensor* p = nullptr;
           if (i < saves.inputs.size() && saves.inputs[i]) {
@@ -220,10 +243,10 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
         }
         // Gradient buffers by the memory policy: in place into a new buffer, or through
         // a workspace temporary accumulated afterwards in slot order.
-        const std::vector<GradientWrite> writes = gradient_writes(tape_, ins.node, has_gradient);
+        gradient_writes(tape_, ins.node, has_gradient, writes);
         args.grad_inputs.assign(node.inputs.size(), nullptr);
-        std::vector<Tensor> temporaries;
-        temporaries.reserve(writes.size());
+        temporaries.clear();
+        temporaries.reserve(writes.size());  // no reallocation below: grad_inputs point into it
         for (const auto& w : writes) {
           auto in = static_cast<std::size_t>(w.input);
           if (w.in_place) {
@@ -245,6 +268,8 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
           for (const auto& w : writes)
             check_finite_or_throw(backend_, grads[static_cast<std::size_t>(w.input)],
                                   "backward of " + node.label() + " (gradient of input " + std::to_string(w.slot) + ")");
+        vjp_inputs = std::move(args.inputs);  // their buffers serve the next backward
+        vjp_grad_inputs = std::move(args.grad_inputs);
         break;
       }
       case InstructionKind::free_grad:
@@ -280,7 +305,7 @@ StepResult Executor::run(const Program& program, const Bindings& bindings, const
     if (!grads[id].defined()) {  // the loss does not depend on it: its gradient is zero
       grads[id] = backend_.zeros(tape_.node(p).meta, MemoryCategory::parameter_gradient);
     }
-    result.gradients.emplace(p, grads[id]);
+    result.gradients.emplace_hint(result.gradients.end(), p, grads[id]);  // grad_targets ascend, usually
   }
   values.clear();
   grads.clear();

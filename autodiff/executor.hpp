@@ -96,7 +96,8 @@ class Executor {
  private:
   const Tape& tape_;
   Backend& backend_;
-  std::map<int, Tensor> parameters_;
+  const Tensor* find_parameter(int id) const;  // null unless id is a parameter
+  std::vector<Tensor> parameters_;  // by node id; undefined where the node is no parameter
   std::map<int, std::vector<Tensor>> state_;
 };
 

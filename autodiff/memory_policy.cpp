@@ -12,10 +12,18 @@ MemoryCategory value_category(const Node& node, bool read_by_a_backward) {
 }
 
 std::vector<bool> values_read_by_backward(const Tape& tape, const Program& program) {
+  // saved_for_backward()'s values, marked without building its list per instruction.
   std::vector<bool> read(tape.size(), false);
-  for (const auto& ins : program.instructions)
-    if (ins.kind == InstructionKind::backward && ins.node >= 0 && static_cast<std::size_t>(ins.node) < tape.size())
-      for (int s : saved_for_backward(tape, ins.node)) read[static_cast<std::size_t>(s)] = true;
+  for (const auto& ins : program.instructions) {
+    if (ins.kind != InstructionKind::backward || ins.node < 0 || static_cast<std::size_t>(ins.node) >= tape.size())
+      continue;
+    const Node& n = tape.node(ins.node);
+    if (n.kind != NodeKind::op) continue;
+    const SavedValues s = n.op->saves(n.inputs.size());
+    for (std::size_t i = 0; i < n.inputs.size() && i < s.inputs.size(); ++i)
+      if (s.inputs[i]) read[static_cast<std::size_t>(n.inputs[i])] = true;
+    if (s.output) read[static_cast<std::size_t>(ins.node)] = true;
+  }
   return read;
 }
 
@@ -24,8 +32,14 @@ bool receives_gradient(const Tape& tape, const Node& node, std::size_t slot) {
 }
 
 std::vector<GradientWrite> gradient_writes(const Tape& tape, int id, const std::vector<bool>& has_gradient) {
-  const Node& node = tape.node(id);
   std::vector<GradientWrite> writes;
+  gradient_writes(tape, id, has_gradient, writes);
+  return writes;
+}
+
+void gradient_writes(const Tape& tape, int id, const std::vector<bool>& has_gradient, std::vector<GradientWrite>& writes) {
+  const Node& node = tape.node(id);
+  writes.clear();
   for (std::size_t slot = 0; slot < node.inputs.size(); ++slot) {
     if (!receives_gradient(tape, node, slot)) continue;
     const Node& input = tape.node(node.inputs[slot]);
@@ -41,7 +55,6 @@ std::vector<GradientWrite> gradient_writes(const Tape& tape, int id, const std::
                                                       : MemoryCategory::gradient;
     writes.push_back(w);
   }
-  return writes;
 }
 
 namespace {

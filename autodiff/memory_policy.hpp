@@ -61,6 +61,8 @@ struct GradientWrite {
 // The contributions of `backward node`, in slot order, given which nodes already have
 // a gradient buffer (has_gradient[id]; size tape.size()).
 std::vector<GradientWrite> gradient_writes(const Tape& tape, int node, const std::vector<bool>& has_gradient);
+// The same into `writes` (cleared first): the executor reuses one list for every backward.
+void gradient_writes(const Tape& tape, int node, const std::vector<bool>& has_gradient, std::vector<GradientWrite>& writes);
 
 // Declared scratch of an op node's forward / vjp (0 for placeholders and parameters).
 std::size_t forward_workspace_bytes(const Tape& tape, int node);

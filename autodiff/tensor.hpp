@@ -155,6 +155,9 @@ class Tensor {
   MemoryCategory category() const { return storage_->category(); }
   // The same bytes seen with another shape of equal element count (no allocation).
   Tensor reshaped(const Shape& shape) const;
+  // Lets go of the storage (defined() becomes false) and keeps the meta, whose shape
+  // buffer a later assignment reuses: the executor's argument lists.
+  void drop_storage() { storage_.reset(); }
 
  private:
   TensorMeta meta_;

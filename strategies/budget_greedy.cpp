@@ -15,6 +15,9 @@
 // would at run time); a gradient when its vjp has run. The planner emits those
 // frees itself, so the executor's memory is exactly the planner's accounting,
 // which never exceeds the budget.
+// With cpu_threads() > 1 the run at the budget asked for overlaps store-all's simulation
+// and the search's first probe on a second thread (GreedySearch): the same runs, hence
+// the same plan, whatever the thread count.
 // A run that recomputes more than 10 N + 1000 operations (N nodes) is thrashing: it
 // fails at that budget (the acceptance rule below then looks elsewhere).
 // Each victim is found by an EvictionQueue (eviction_queue.hpp: O(log n) amortised per
@@ -27,10 +30,13 @@
 #include "strategies/eviction_queue.hpp"
 #include "strategies/strategies.hpp"
 
+#include "autodiff/cpu/cpu_backend.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
+#include <future>
 #include <limits>
 #include <map>
 #include <numeric>
@@ -237,6 +243,7 @@ class GreedyPlanner {
     out.strategy = "greedy";
     out.loss = g_.base.loss;
     out.grad_targets = g_.base.grad_targets;
+    out.instructions.reserve(2 * g_.base.instructions.size());  // the base stream plus recomputations, mostly
     for (const GreedyGraph::Step& step : g_.steps) {
       const Instruction& ins = step.ins;
       ++clock_;
@@ -266,7 +273,7 @@ class GreedyPlanner {
         out.instructions.push_back(ins);
         current_ += static_cast<std::size_t>(step.need.stays);
         if (step.frees_grad) {
-          current_ -= node.meta.bytes();
+          current_ -= g_.bytes[static_cast<std::size_t>(ins.node)];
           out.instructions.push_back({InstructionKind::free_grad, ins.node});
         }
         for (int s : saved) {
@@ -736,14 +743,35 @@ Run run_at(const GreedyGraph& g, std::size_t budget, Heuristic h) {
 // plan for a smaller budget is always a valid answer for a larger one.
 class GreedySearch {
  public:
-  GreedySearch(const Tape& tape, int loss, Heuristic h, std::string heuristic, const NodeCosts& costs)
+  // `budget`: the budget the plan is for, when there is one. With `parallel`, the run at
+  // that budget, which needs nothing but the graph, goes to a second thread while this
+  // one simulates store-all and then makes the bisection's first probe (a function of
+  // the graph only, and needed by every budget below store-all's peak): the same runs
+  // with the same results as one after another, in less wall time.
+  GreedySearch(const Tape& tape, int loss, Heuristic h, std::string heuristic, const NodeCosts& costs,
+               std::optional<std::size_t> budget, bool parallel)
       : tape_(tape), loss_(loss), h_(h), heuristic_(std::move(heuristic)), graph_(tape, loss, costs) {
+    if (!budget || !parallel) {
+      top_ = simulate(tape, graph_.base).peak_bytes;
+      return;
+    }
+    auto at_budget = std::async(std::launch::async, [this, b = *budget] { return run_at(graph_, b, h_); });
     top_ = simulate(tape, graph_.base).peak_bytes;
+    if (*budget < top_ && !bisection_done()) {
+      const std::size_t first = next_probe();
+      if (first != *budget) {
+        ++runs_;
+        runs_at_.emplace(first, run_at(graph_, first, h_));
+      }
+    }
+    ++runs_;
+    runs_at_.emplace(*budget, at_budget.get());
   }
   std::size_t top() const { return top_; }
+  const Program& base() const { return graph_.base; }
   int runs() const { return runs_; }
 
-  const Run& at(std::size_t b) {
+  Run& at(std::size_t b) {
     auto it = runs_at_.find(b);
     if (it != runs_at_.end()) return it->second;
     ++runs_;
@@ -767,8 +795,8 @@ class GreedySearch {
   // it succeeds with a peak of at least M*, which needs only the bisection's first
   // steps when B is well above M* (a tenth of store-all's peak on the 80,003-node MLP:
   // 3 runs instead of 20).
-  const Run& plan_for(std::size_t B) {
-    const Run& r = at(B);
+  Run& plan_for(std::size_t B) {
+    Run& r = at(B);
     if (r.feasible && threshold_at_most(r.peak)) return r;
     const std::size_t least = threshold();
     if (B < least) refuse(B);
@@ -835,9 +863,12 @@ class GreedySearch {
   // (a budget far below store-all's peak is reached in a few runs); after the first
   // failure it halves. Either way the sequence of probes depends on the graph and the
   // heuristic only, never on the budget asked for.
-  void bisection_step() {
+  std::size_t next_probe() const {
     const std::size_t step = descending_ ? std::max<std::size_t>(1, (hi_ - lo_) / 8) : (hi_ - lo_) / 2;
-    const std::size_t mid = lo_ + step;
+    return lo_ + step;
+  }
+  void bisection_step() {
+    const std::size_t mid = next_probe();
     const Run& r = at(mid);
     if (r.feasible) {
       hi_ = r.peak;  // > lo_: a run at lo_ would have made the same decisions
@@ -859,17 +890,25 @@ class GreedyStrategy final : public RematStrategy {
     const Heuristic h = parse_heuristic(options_.heuristic);
     NodeCosts analytic;
     if (!request.costs) analytic = analytic_node_costs(request.tape);
-    GreedySearch search(request.tape, request.loss, h, options_.heuristic, request.costs ? *request.costs : analytic);
+    GreedySearch search(request.tape, request.loss, h, options_.heuristic, request.costs ? *request.costs : analytic,
+                        request.budget.bytes, cpu_threads() > 1);
     // Without a budget the greedy runtime never evicts: it is store-all.
     const std::size_t B = request.budget.bytes ? *request.budget.bytes : search.top();
-    const Run& run = B >= search.top() ? search.at(B) : search.plan_for(B);
+    Run& run = B >= search.top() ? search.at(B) : search.plan_for(B);
     if (!run.feasible) throw Error("[greedy] internal: the run at store-all's peak failed");
     PlanReport report;
     report.strategy = name();
     report.setting = fmt::format("{}, budget {}", options_.heuristic, bytes_text(B));
-    report.program = run.program;
+    report.program = std::move(run.program);  // the search ends here
     report.predicted = simulate(request.tape, report.program);
     report.candidates_simulated = search.runs();
+    // The plan and store-all's stream weighed, and store-all simulated, here: plan() need
+    // not repeat them (nor make the analytic costs a second time).
+    const NodeCosts& costs = request.costs ? *request.costs : analytic;
+    report.cost_source = costs.source;
+    report.planned_time = program_time(request.tape, report.program, costs);
+    report.store_all_time = program_time(request.tape, search.base(), costs);
+    report.store_all_peak = search.top();
     if (report.predicted.peak_bytes != run.peak)
       throw Error(fmt::format("[greedy] internal: the planner accounted a peak of {} bytes, simulate() measures {}",
                               run.peak, report.predicted.peak_bytes));

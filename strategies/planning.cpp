@@ -10,6 +10,7 @@
 #include <chrono>
 #include <limits>
 #include <numeric>
+#include <optional>
 
 namespace remat {
 
@@ -43,14 +44,23 @@ PlanReport plan(const Strategy& strategy, const PlanRequest& request) {
                               "Strategy must refuse with InfeasibleBudget instead)",
                               strategy.name(), report.predicted.peak_bytes, *request.budget.bytes));
   }
-  NodeCosts analytic;
-  if (!request.costs) analytic = analytic_node_costs(request.tape);
-  const NodeCosts& costs = request.costs ? *request.costs : analytic;
-  const Program store_all = store_all_program(request.tape, request.loss);
-  report.cost_source = costs.source;
-  report.planned_time = program_time(request.tape, report.program, costs);
-  report.store_all_time = program_time(request.tape, store_all, costs);
-  report.store_all_peak = simulate(request.tape, store_all).peak_bytes;
+  // A strategy that weighed its plan and store-all under the request's costs while
+  // planning (greedy's search) has set cost_source, planned_time and store_all_time, and
+  // one that simulated store-all its peak; the rest is filled in here.
+  std::optional<Program> store_all;
+  auto store_all_stream = [&]() -> const Program& {
+    if (!store_all) store_all = store_all_program(request.tape, request.loss);
+    return *store_all;
+  };
+  if (report.cost_source.empty()) {
+    NodeCosts analytic;
+    if (!request.costs) analytic = analytic_node_costs(request.tape);
+    const NodeCosts& costs = request.costs ? *request.costs : analytic;
+    report.cost_source = costs.source;
+    report.planned_time = program_time(request.tape, report.program, costs);
+    report.store_all_time = program_time(request.tape, store_all_stream(), costs);
+  }
+  if (report.store_all_peak == 0) report.store_all_peak = simulate(request.tape, store_all_stream()).peak_bytes;
   report.plan_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return report;
 }

@@ -61,8 +61,9 @@ struct PlanReport {
   StepReport predicted;             // simulate(tape, program)
   std::int64_t planned_time = 0;    // program_time under the request's costs (ns)
   std::int64_t store_all_time = 0;  // the same for store-all
-  std::size_t store_all_peak = 0;   // simulated peak of store-all
-  std::string cost_source;          // "analytic" or "measured on cpu"
+  std::size_t store_all_peak = 0;   // simulated peak of store-all (plan() fills it in when 0)
+  std::string cost_source;          // "analytic" or "measured on cpu"; plan() fills it, planned_time
+                                    // and store_all_time in unless the strategy set all three
   std::optional<StagePlan> stage;   // chain strategies
   std::vector<std::string> notes;   // fallbacks, slot rounding, ...
   std::shared_ptr<const nlohmann::json> solver;  // a solver's own figures (checkmate: status, bound, gap)

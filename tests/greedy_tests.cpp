@@ -13,6 +13,7 @@
 // plan() is compared with the acceptance rule replayed over reference runs. The queue
 // itself is checked against a brute-force minimum under random updates with exact ties
 // and near-ties within an ulp.
+#include "autodiff/cpu/cpu_backend.hpp"
 #include "autodiff/memory_policy.hpp"
 #include "gradcheck.hpp"
 #include "models/models.hpp"
@@ -513,8 +514,9 @@ TEST_CASE("greedy: the eviction queue chooses exactly as the scan on zoo models 
 // plan() runs greedy at the budgets the acceptance rule (budget_greedy.cpp, above
 // GreedySearch) visits; replayed here over reference runs, it must return the same Program
 // or refuse with the same least feasible budget.
-TEST_CASE("greedy: plan() equals the acceptance rule replayed over reference runs") {
+TEST_CASE("greedy: plan() equals the acceptance rule replayed over reference runs, at 1 and 2 threads") {
   int refused = 0, planned = 0;
+  const int threads_before = cpu_threads();
   for (std::uint64_t seed = 1000; seed < 1030; ++seed) {
     CAPTURE(seed);
     Value loss;
@@ -564,12 +566,17 @@ TEST_CASE("greedy: plan() equals the acceptance rule replayed over reference run
         CAPTURE(B);
         if (B < top && B < hi) {
           ++refused;
-          try {
-            plan(*strategy, PlanRequest{t, loss.id, Budget{B}});
-            FAIL_CHECK("accepted a budget below the threshold " << hi);
-          } catch (const InfeasibleBudget& e) {
-            CHECK(e.min_feasible_bytes == hi);
+          for (int threads : {1, 2}) {
+            CAPTURE(threads);
+            set_cpu_threads(threads);
+            try {
+              plan(*strategy, PlanRequest{t, loss.id, Budget{B}});
+              FAIL_CHECK("accepted a budget below the threshold " << hi);
+            } catch (const InfeasibleBudget& e) {
+              CHECK(e.min_feasible_bytes == hi);
+            }
           }
+          set_cpu_threads(threads_before);
           continue;
         }
         ++planned;
@@ -581,9 +588,19 @@ TEST_CASE("greedy: plan() equals the acceptance rule replayed over reference run
           expected = &at(best);
         }
         REQUIRE(ok(*expected));
-        const PlanReport report = plan(*strategy, PlanRequest{t, loss.id, Budget{B}});
-        CHECK(report.program.instructions == expected->program.instructions);
-        CHECK(report.predicted.peak_bytes == expected->peak);
+        // One thread runs the search in order; two overlap its first runs (GreedySearch):
+        // the same plan and the same runs either way.
+        int runs_one_thread = -1;
+        for (int threads : {1, 2}) {
+          CAPTURE(threads);
+          set_cpu_threads(threads);
+          const PlanReport report = plan(*strategy, PlanRequest{t, loss.id, Budget{B}});
+          CHECK(report.program.instructions == expected->program.instructions);
+          CHECK(report.predicted.peak_bytes == expected->peak);
+          if (threads == 1) runs_one_thread = report.candidates_simulated;
+          else CHECK(report.candidates_simulated == runs_one_thread);
+        }
+        set_cpu_threads(threads_before);
       }
     }
   }
