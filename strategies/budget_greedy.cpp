@@ -890,17 +890,35 @@ class GreedyStrategy final : public RematStrategy {
     const Heuristic h = parse_heuristic(options_.heuristic);
     NodeCosts analytic;
     if (!request.costs) analytic = analytic_node_costs(request.tape);
+    const bool parallel = cpu_threads() > 1;
     GreedySearch search(request.tape, request.loss, h, options_.heuristic, request.costs ? *request.costs : analytic,
-                        request.budget.bytes, cpu_threads() > 1);
+                        request.budget.bytes, parallel);
     // Without a budget the greedy runtime never evicts: it is store-all.
     const std::size_t B = request.budget.bytes ? *request.budget.bytes : search.top();
+    // The run at B is usually the answer: with two threads its simulation starts while
+    // the search settles that (the run is not touched meanwhile; the map keeps it in place).
+    std::future<StepReport> simulated_at_B;
+    const Run* at_B = nullptr;
+    if (parallel && B < search.top()) {
+      at_B = &search.at(B);
+      if (at_B->feasible)
+        simulated_at_B = std::async(std::launch::async, [&tape = request.tape, at_B] { return simulate(tape, at_B->program); });
+    }
     Run& run = B >= search.top() ? search.at(B) : search.plan_for(B);
     if (!run.feasible) throw Error("[greedy] internal: the run at store-all's peak failed");
     PlanReport report;
     report.strategy = name();
     report.setting = fmt::format("{}, budget {}", options_.heuristic, bytes_text(B));
+    bool predicted = false;
+    if (simulated_at_B.valid()) {
+      StepReport speculative = simulated_at_B.get();  // waited for before anything moves the program
+      if (&run == at_B) {
+        report.predicted = std::move(speculative);
+        predicted = true;
+      }
+    }
     report.program = std::move(run.program);  // the search ends here
-    report.predicted = simulate(request.tape, report.program);
+    if (!predicted) report.predicted = simulate(request.tape, report.program);
     report.candidates_simulated = search.runs();
     // The plan and store-all's stream weighed, and store-all simulated, here: plan() need
     // not repeat them (nor make the analytic costs a second time).
