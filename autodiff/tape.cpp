@@ -30,23 +30,8 @@ Value Tape::placeholder(std::string name, TensorMeta meta) {
   return add_node(std::move(n));
 }
 
-Value Tape::parameter(std::string name, HostArray initial, bool trainable) {
-  if (!is_floating(initial.meta.dtype)) throw Error("[tape] parameter '" + name + "' must be floating (f32, f64, bf16 or f16)");
-  Node n;
-  n.kind = NodeKind::parameter;
-  n.name = std::move(name);
-  n.meta = initial.meta;
-  n.requires_grad = trainable;
-  Value v = add_node(std::move(n));
-  auto slot = std::make_shared<Initial>();
-  slot->value = std::move(initial);
-  parameter_initial_[v.id] = std::move(slot);
-  return v;
-}
-
-Value Tape::parameter(std::string name, TensorMeta meta, std::function<HostArray()> init, bool trainable) {
+Value Tape::add_parameter(std::string name, TensorMeta meta, bool trainable, std::shared_ptr<Initial> initial) {
   if (!is_floating(meta.dtype)) throw Error("[tape] parameter '" + name + "' must be floating (f32, f64, bf16 or f16)");
-  if (!init) throw Error("[tape] parameter '" + name + "' has no initialiser");
   for (auto d : meta.shape)
     if (d < 0) throw Error("[tape] parameter '" + name + "' has a negative extent in " + shape_string(meta.shape));
   Node n;
@@ -55,10 +40,22 @@ Value Tape::parameter(std::string name, TensorMeta meta, std::function<HostArray
   n.meta = std::move(meta);
   n.requires_grad = trainable;
   Value v = add_node(std::move(n));
+  parameter_initial_[v.id] = std::move(initial);
+  return v;
+}
+
+Value Tape::parameter(std::string name, HostArray initial, bool trainable) {
+  TensorMeta meta = initial.meta;
+  auto slot = std::make_shared<Initial>();
+  slot->value = std::move(initial);
+  return add_parameter(std::move(name), std::move(meta), trainable, std::move(slot));
+}
+
+Value Tape::parameter(std::string name, TensorMeta meta, std::function<HostArray()> init, bool trainable) {
+  if (!init) throw Error("[tape] parameter '" + name + "' has no initialiser");
   auto slot = std::make_shared<Initial>();
   slot->make = std::move(init);
-  parameter_initial_[v.id] = std::move(slot);
-  return v;
+  return add_parameter(std::move(name), std::move(meta), trainable, std::move(slot));
 }
 
 Value Tape::input(std::string name, HostArray value) {

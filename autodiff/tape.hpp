@@ -80,6 +80,8 @@ class Tape {
     HostArray value;
   };
   std::map<int, std::shared_ptr<Initial>> parameter_initial_;
+  // Both parameter() overloads: checks the meta, records the node, keeps its initial value.
+  Value add_parameter(std::string name, TensorMeta meta, bool trainable, std::shared_ptr<Initial> initial);
   Bindings defaults_;
 };
 
