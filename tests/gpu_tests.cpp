@@ -16,6 +16,7 @@
 #include "models/models.hpp"
 #include "gpu/cuda_backend.hpp"
 #include "gradcheck.hpp"
+#include "strategy_sweep.hpp"
 #include "strategies/strategies.hpp"
 
 #include <doctest/doctest.h>
@@ -431,34 +432,22 @@ TEST_CASE("cuda: every strategy keeps the three promises on the GPU") {
     const Tape& tape = *m.tape;
     const Bindings data = m.batch(0);
     const Program store_all = store_all_program(tape, m.loss.id);
-    const std::size_t full = simulate(tape, store_all).peak_bytes;
     Executor reference(tape, *gpu), cpu_reference(tape, cpu);
     StepResult expected = reference.run(store_all, data);
     StepResult on_cpu = cpu_reference.run(store_all, data);
     // The GPU's store-all against the CPU's: close (f32, deep models: 1e-4).
     for (auto& [id, g] : expected.gradients)
       CHECK(relative_error(gpu->download(g), cpu.download(on_cpu.gradients.at(id))) < 1e-4);
-    for (const auto& name : strategy_names(/*include_solvers=*/false))
-      for (double fraction : {0.0, 0.6, 0.3}) {
-        CAPTURE(name);
-        CAPTURE(fraction);
-        std::optional<std::size_t> budget;
-        if (fraction > 0) budget = static_cast<std::size_t>(fraction * static_cast<double>(full));
-        Program program;
-        try {
-          program = make_strategy(name)->plan(tape, m.loss.id, Budget{budget});
-        } catch (const InfeasibleBudget&) {
-          continue;  // refused before any compute; the CPU suite checks the message
-        }
-        const StepReport predicted = simulate(tape, program);
-        Executor ex(tape, *gpu);
-        StepResult got = ex.run(program, data);
-        CHECK(got.report.peak_bytes == predicted.peak_bytes);
-        CHECK(got.report.recomputed_ops == predicted.recomputed_ops);
-        if (budget) CHECK(got.report.peak_bytes <= *budget);
-        CHECK(same_bytes(*got.loss, *expected.loss));
-        for (auto& [id, g] : expected.gradients) CHECK(same_bytes(gpu->download(got.gradients.at(id)), gpu->download(g)));
-      }
+    for_each_strategy_plan(tape, m.loss.id, {0.0, 0.6, 0.3}, [&](const Program& program, auto budget) {
+      const StepReport predicted = simulate(tape, program);
+      Executor ex(tape, *gpu);
+      StepResult got = ex.run(program, data);
+      CHECK(got.report.peak_bytes == predicted.peak_bytes);
+      CHECK(got.report.recomputed_ops == predicted.recomputed_ops);
+      if (budget) CHECK(got.report.peak_bytes <= *budget);
+      CHECK(same_bytes(*got.loss, *expected.loss));
+      for (auto& [id, g] : expected.gradients) CHECK(same_bytes(gpu->download(got.gradients.at(id)), gpu->download(g)));
+    });
   }
 }
 

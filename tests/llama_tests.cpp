@@ -16,6 +16,7 @@
 #include "models/models.hpp"
 
 #include "autodiff/promises.hpp"
+#include "strategy_sweep.hpp"
 #include "autodiff/eval.hpp"
 #include "strategies/strategies.hpp"
 
@@ -200,32 +201,17 @@ TEST_CASE("llama and fused attention: every strategy keeps the three promises") 
                            "transformer:layers=3,width=16,heads=2,seq=8,batch=2,vocab=16,attention=fused"}) {
     Model m = build_model(spec);
     const Tape& tape = *m.tape;
-    const std::size_t full = simulate(tape, store_all_program(tape, m.loss.id)).peak_bytes;
     CpuBackend cpu;
     Bindings data = m.batch(0);
     ReferenceStep reference = reference_step(tape, m.loss.id, cpu, data);
-    int planned = 0;
-    for (const auto& name : strategy_names(/*include_solvers=*/false)) {
-      for (double fraction : {0.0, 0.7, 0.45}) {
-        CAPTURE(spec);
-        CAPTURE(name);
-        CAPTURE(fraction);
-        std::optional<std::size_t> budget;
-        if (fraction > 0) budget = static_cast<std::size_t>(fraction * static_cast<double>(full));
-        Program program;
-        try {
-          program = make_strategy(name)->plan(tape, m.loss.id, Budget{budget});
-        } catch (const InfeasibleBudget&) {
-          continue;  // below what this strategy reaches; acceptance is strategy_tests' subject
-        }
-        Executor ex(tape, cpu);
-        auto run = ex.run(program, data);
-        PromiseCheck check = check_promises(tape, cpu, run, simulate(tape, program), reference, budget);
-        for (const auto& broken : check.broken) MESSAGE(broken);
-        CHECK(check.ok());
-        ++planned;
-      }
-    }
+    CAPTURE(spec);
+    const int planned = for_each_strategy_plan(tape, m.loss.id, {0.0, 0.7, 0.45}, [&](const Program& program, auto budget) {
+      Executor ex(tape, cpu);
+      auto run = ex.run(program, data);
+      PromiseCheck check = check_promises(tape, cpu, run, simulate(tape, program), reference, budget);
+      for (const auto& broken : check.broken) MESSAGE(broken);
+      CHECK(check.ok());
+    });
     CHECK(planned > 6);
   }
 }
