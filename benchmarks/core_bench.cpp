@@ -264,6 +264,10 @@ void bench_elementwise(const Config& cfg) {
   fill_uniform(other, 12);
   fill_uniform(y, 13);
   fill_uniform(row, 14);
+  Tensor labels = cpu.empty({{rows}, DType::i32}, MemoryCategory::workspace);
+  Tensor loss_grad = cpu.empty({{}, DType::f32}, MemoryCategory::workspace);
+  for (std::int64_t r = 0; r < rows; ++r) labels.data<std::int32_t>()[r] = static_cast<std::int32_t>((r * 7) % cols);
+  loss_grad.data<float>()[0] = 1.0f;
   // memcpy buffers large enough for the binary ops' traffic (3 arrays moved = 1.5 arrays copied).
   const std::size_t array_bytes = static_cast<std::size_t>(n) * sizeof(float);
   const std::size_t copy_capacity = array_bytes * 3 / 2;
@@ -285,6 +289,9 @@ void bench_elementwise(const Config& cfg) {
       {"add (same shape)", 3 * a, [&] { cpu.binary(BinaryKind::add, x, other, y); }},
       {"add (broadcast row of 512)", 2 * a + cols * 4.0, [&] { cpu.binary(BinaryKind::add, x, row, y); }},
       {"mul (same shape)", 3 * a, [&] { cpu.binary(BinaryKind::mul, x, other, y); }},
+      {"softmax (rows of 512)", 2 * a, [&] { cpu.softmax(x, false, y); }},
+      {"log_softmax (rows of 512)", 2 * a, [&] { cpu.softmax(x, true, y); }},
+      {"cross_entropy backward (rows of 512)", 2 * a, [&] { cpu.cross_entropy_backward(x, labels, loss_grad, y); }},
   };
   Table table({"op", "bytes moved", "backend GB/s", "memcpy GB/s (T threads)", "ratio", "memcpy GB/s (1 thread)",
                "ratio vs 1-thread"});

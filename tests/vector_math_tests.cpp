@@ -152,3 +152,80 @@ TEST_CASE("unary kernels on vector math: scalar formulas to rounding, the same b
   }
   set_cpu_threads(before);
 }
+
+// softmax, log_softmax (forward and backward) and cross-entropy (forward and backward)
+// take their exponentials from the vector exp: libm-computed formulas to rounding, and
+// the same bits at 1 and 2 threads, for row lengths around the vector widths and the
+// 256-element stack chunk.
+TEST_CASE("softmax family on vector math: libm formulas to rounding, the same bits for 1 and 2 threads") {
+  const int before = cpu_threads();
+  for (std::int64_t d : {1, 7, 8, 300, 513}) {
+    CAPTURE(d);
+    const std::int64_t rows = 4096 / d + 3;
+    HostArray in = testing::random_array({rows, d}, 31, -6, 6, DType::f32);
+    HostArray labels(TensorMeta{{rows}, DType::i32});
+    for (std::int64_t r = 0; r < rows; ++r) labels.set(r, static_cast<double>((r * 5) % d));
+    HostArray gin = testing::random_array({rows, d}, 32, -1, 1, DType::f32);
+    std::vector<std::vector<std::byte>> outputs[2];
+    for (int threads : {1, 2}) {
+      set_cpu_threads(threads);
+      CpuBackend cpu;
+      const TensorMeta meta{{rows, d}, DType::f32};
+      Tensor x = cpu.empty(meta, MemoryCategory::activation), g = cpu.empty(meta, MemoryCategory::activation);
+      Tensor l = cpu.empty(labels.meta, MemoryCategory::activation);
+      cpu.upload(in, x);
+      cpu.upload(gin, g);
+      cpu.upload(labels, l);
+      std::vector<HostArray> got;
+      for (bool log : {false, true}) {
+        Tensor y = cpu.empty(meta, MemoryCategory::activation), gx = cpu.empty(meta, MemoryCategory::activation);
+        cpu.softmax(x, log, y);
+        cpu.softmax_backward(y, g, log, gx);
+        got.push_back(cpu.download(y));
+        got.push_back(cpu.download(gx));
+      }
+      Tensor loss = cpu.empty({{}, DType::f32}, MemoryCategory::activation);
+      Tensor one = cpu.empty({{}, DType::f32}, MemoryCategory::activation), glogits = cpu.empty(meta, MemoryCategory::activation);
+      cpu.fill(one, 1.0);
+      cpu.cross_entropy(x, l, loss);
+      cpu.cross_entropy_backward(x, l, one, glogits);
+      got.push_back(cpu.download(loss));
+      got.push_back(cpu.download(glogits));
+      for (const auto& h : got) outputs[threads - 1].push_back(h.bytes);
+      if (threads != 1) continue;
+      double total = 0;
+      for (std::int64_t r = 0; r < rows; ++r) {
+        double m = -1e300, s = 0;
+        for (std::int64_t i = 0; i < d; ++i) m = std::max(m, in.at(r * d + i));
+        for (std::int64_t i = 0; i < d; ++i) s += std::exp(in.at(r * d + i) - m);
+        const double lse = m + std::log(s);
+        double gdot = 0, gsum = 0;
+        for (std::int64_t i = 0; i < d; ++i) {
+          const double p = std::exp(in.at(r * d + i) - lse);
+          gdot += gin.at(r * d + i) * p;
+          gsum += gin.at(r * d + i);
+        }
+        for (std::int64_t i = 0; i < d; ++i) {
+          const std::int64_t k = r * d + i;
+          const double p = std::exp(in.at(k) - lse);
+          // f32 rounding: relative 1e-5 of the result, plus a few ulps of the operands that
+          // cancel (|x| <= 6 and lse; gy and its dot product, |.| <= d).
+          auto near = [](double got_value, double want, double absolute) {
+            return std::fabs(got_value - want) <= 1e-5 * std::fabs(want) + absolute;
+          };
+          const double cancel = 4e-6 * (1 + static_cast<double>(d) * 1e-2);
+          CHECK(near(got[0].at(k), p, 2e-6 * p + 1e-9));  // x - lse carries an ulp of lse (up to 12)
+          CHECK(near(got[1].at(k), p * (gin.at(k) - gdot), cancel));
+          CHECK(near(got[2].at(k), in.at(k) - lse, cancel));
+          CHECK(near(got[3].at(k), gin.at(k) - p * gsum, cancel * (1 + std::fabs(gsum))));
+          const double want = (p - (i == (r * 5) % d ? 1.0 : 0.0)) / static_cast<double>(rows);
+          CHECK(near(got[5].at(k), want, 2e-6 / static_cast<double>(rows)));  // p near 1 cancels the label term
+        }
+        total += lse - in.at(r * d + (r * 5) % d);
+      }
+      CHECK(got[4].at(0) == doctest::Approx(total / static_cast<double>(rows)).epsilon(1e-5));
+    }
+    CHECK(outputs[0] == outputs[1]);
+  }
+  set_cpu_threads(before);
+}

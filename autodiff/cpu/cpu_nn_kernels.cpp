@@ -15,6 +15,7 @@
 // with the CUDA backend.
 #include "autodiff/cpu/cpu_backend.hpp"
 #include "autodiff/cpu/parallel.hpp"
+#include "autodiff/cpu/vector_math.hpp"
 #include "autodiff/kernel_math/elementwise.hpp"
 #include "autodiff/kernel_math/pooling.hpp"
 
@@ -61,14 +62,34 @@ double ordered_sum(std::int64_t n, std::int64_t work_per_item, Term&& term) {
   return total;
 }
 
+// y[i] = exp(x[i] - shift) on the vector exp (y may be x); every element through the
+// same vector function, so the bits do not depend on where a thread's rows start.
+template <class T>
+void exp_shifted(const T* x, T shift, T* y, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) y[i] = x[i] - shift;
+  cpu::vector_exp(y, y, n);
+}
+
+// sum(exp(x[i] - shift)) in index order, through a stack buffer (no tensor memory).
+template <class T>
+T sum_exp_shifted(const T* x, T shift, std::int64_t n) {
+  constexpr std::int64_t chunk = 256;
+  T buffer[chunk];
+  T s = T(0);
+  for (std::int64_t b = 0; b < n; b += chunk) {
+    const std::int64_t len = std::min(chunk, n - b);
+    exp_shifted(x + b, shift, buffer, len);
+    for (std::int64_t i = 0; i < len; ++i) s += buffer[i];
+  }
+  return s;
+}
+
 // log(sum(exp(x))) of one row, stabilised by the row maximum.
 template <class T>
 T row_logsumexp(const T* x, std::int64_t n) {
   T m = -std::numeric_limits<T>::infinity();
   for (std::int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
-  T s = T(0);
-  for (std::int64_t i = 0; i < n; ++i) s += std::exp(x[i] - m);
-  return m + std::log(s);
+  return m + std::log(sum_exp_shifted(x, m, n));
 }
 
 // Mean and 1/sqrt(var + eps) (biased variance) of n values at x[0], x[stride], ...
@@ -153,14 +174,15 @@ void CpuBackend::softmax(const Tensor& x, bool log, Tensor& y) {
         T* yr = py + r * d;
         T m = -std::numeric_limits<T>::infinity();
         for (std::int64_t i = 0; i < d; ++i) m = std::max(m, xr[i]);
-        T s = T(0);
-        for (std::int64_t i = 0; i < d; ++i) s += std::exp(xr[i] - m);
         if (log) {
-          const T shift = m + std::log(s);
+          const T shift = m + std::log(sum_exp_shifted(xr, m, d));
           for (std::int64_t i = 0; i < d; ++i) yr[i] = xr[i] - shift;
-        } else {
+        } else {  // the exponentials land in y, then scale
+          exp_shifted(xr, m, yr, d);
+          T s = T(0);
+          for (std::int64_t i = 0; i < d; ++i) s += yr[i];
           const T inv = T(1) / s;
-          for (std::int64_t i = 0; i < d; ++i) yr[i] = std::exp(xr[i] - m) * inv;
+          for (std::int64_t i = 0; i < d; ++i) yr[i] *= inv;
         }
       }
     }, std::max<std::int64_t>(d, 1));
@@ -183,7 +205,8 @@ void CpuBackend::softmax_backward(const Tensor& y, const Tensor& gy, bool log, T
         T s = T(0);
         if (log) {  // gx = gy - softmax * sum(gy), softmax = exp(y)
           for (std::int64_t i = 0; i < d; ++i) s += gr[i];
-          for (std::int64_t i = 0; i < d; ++i) out[i] = gr[i] - std::exp(yr[i]) * s;
+          exp_shifted(yr, T(0), out, d);  // out is not gy (a vjp writes a fresh gradient)
+          for (std::int64_t i = 0; i < d; ++i) out[i] = gr[i] - out[i] * s;
         } else {    // gx = y * (gy - sum(gy * y))
           for (std::int64_t i = 0; i < d; ++i) s += gr[i] * yr[i];
           for (std::int64_t i = 0; i < d; ++i) out[i] = yr[i] * (gr[i] - s);
@@ -228,7 +251,8 @@ void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& labe
         T* gr = pg + r * classes;
         const T lse = row_logsumexp(xr, classes);
         // d/dx_c = (softmax_c - [c == label]) * gy / N
-        for (std::int64_t c = 0; c < classes; ++c) gr[c] = std::exp(xr[c] - lse) * scale;
+        exp_shifted(xr, lse, gr, classes);
+        for (std::int64_t c = 0; c < classes; ++c) gr[c] *= scale;
         gr[pl[r]] -= scale;
       }
     }, std::max<std::int64_t>(classes, 1));
