@@ -12,18 +12,10 @@ MemoryCategory value_category(const Node& node, bool read_by_a_backward) {
 }
 
 std::vector<bool> values_read_by_backward(const Tape& tape, const Program& program) {
-  // saved_for_backward()'s values, marked without building its list per instruction.
   std::vector<bool> read(tape.size(), false);
-  for (const auto& ins : program.instructions) {
-    if (ins.kind != InstructionKind::backward || ins.node < 0 || static_cast<std::size_t>(ins.node) >= tape.size())
-      continue;
-    const Node& n = tape.node(ins.node);
-    if (n.kind != NodeKind::op) continue;
-    const SavedValues s = n.op->saves(n.inputs.size());
-    for (std::size_t i = 0; i < n.inputs.size() && i < s.inputs.size(); ++i)
-      if (s.inputs[i]) read[static_cast<std::size_t>(n.inputs[i])] = true;
-    if (s.output) read[static_cast<std::size_t>(ins.node)] = true;
-  }
+  for (const auto& ins : program.instructions)
+    if (ins.kind == InstructionKind::backward && ins.node >= 0 && static_cast<std::size_t>(ins.node) < tape.size())
+      for_each_saved_value(tape, ins.node, [&](int v) { read[static_cast<std::size_t>(v)] = true; });
   return read;
 }
 

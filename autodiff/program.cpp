@@ -24,14 +24,10 @@ const char* instruction_kind_name(InstructionKind kind) {
 }
 
 std::vector<int> saved_for_backward(const Tape& tape, int id) {
-  const Node& n = tape.node(id);
   std::vector<int> ids;
-  if (n.kind != NodeKind::op) return ids;
-  SavedValues s = n.op->saves(n.inputs.size());
-  for (std::size_t i = 0; i < n.inputs.size(); ++i)
-    if (i < s.inputs.size() && s.inputs[i] && std::find(ids.begin(), ids.end(), n.inputs[i]) == ids.end())
-      ids.push_back(n.inputs[i]);
-  if (s.output) ids.push_back(id);
+  for_each_saved_value(tape, id, [&](int v) {
+    if (std::find(ids.begin(), ids.end(), v) == ids.end()) ids.push_back(v);
+  });
   return ids;
 }
 

@@ -39,7 +39,20 @@ struct Program {
   static Program from_json(const nlohmann::json& json);
 };
 
-// Values the vjp of `node` reads (from Op::saves), as node ids.
+// Calls visit(id) for each value the vjp of `node` reads, by Op::saves: the inputs it
+// marks, in slot order (an input in two marked slots is visited twice), then the node's
+// own output when marked. Nothing for a node that is no op.
+template <class Visit>
+void for_each_saved_value(const Tape& tape, int node, Visit&& visit) {
+  const Node& n = tape.node(node);
+  if (n.kind != NodeKind::op) return;
+  const SavedValues s = n.op->saves(n.inputs.size());
+  for (std::size_t i = 0; i < n.inputs.size() && i < s.inputs.size(); ++i)
+    if (s.inputs[i]) visit(n.inputs[i]);
+  if (s.output) visit(node);
+}
+
+// Values the vjp of `node` reads (for_each_saved_value, each once), as node ids.
 std::vector<int> saved_for_backward(const Tape& tape, int node);
 // Nodes whose backward runs in a full reverse sweep from `loss`, in execution order.
 std::vector<int> backward_order(const Tape& tape, int loss);

@@ -528,6 +528,16 @@ double sum_of(const HostArray& a) {
   return s;
 }
 
+// The imported model's output against `expected` (relative 1e-5), then its store-all
+// step on `cpu`, for the gradient checks that follow.
+StepResult check_output_then_step(const OnnxModel& m, const HostArray& expected, CpuBackend& cpu) {
+  HostArray y = eval(m.output);
+  REQUIRE(y.meta.shape == expected.meta.shape);
+  for (std::int64_t i = 0; i < y.numel(); ++i) CHECK(y.at(i) == doctest::Approx(expected.at(i)).epsilon(1e-5));
+  Executor ex(*m.model.tape, cpu);
+  return grad(ex, m.model.loss);
+}
+
 TEST_CASE("ONNX MatMul broadcasts like NumPy: values against direct loops, gradients against differences") {
   const std::vector<std::pair<Shape, Shape>> cases{
       {{3}, {3, 4}},       {{2, 3}, {3}},       {{5, 2, 3}, {3, 4}},  {{2, 3}, {5, 3, 4}},
@@ -545,13 +555,9 @@ TEST_CASE("ONNX MatMul broadcasts like NumPy: values against direct loops, gradi
     f.initializer("b", b);
     f.node("MatMul", {"a", "b"}, {"y"}, "mm");
     OnnxModel m = load_onnx(f.save(dir.path / "mm.onnx"), {"sum"});
-    HostArray y = eval(m.output);
-    REQUIRE(y.meta.shape == expected.meta.shape);
-    for (std::int64_t i = 0; i < y.numel(); ++i) CHECK(y.at(i) == doctest::Approx(expected.at(i)).epsilon(1e-5));
     // loss = sum(a @ b) is linear in each operand: d loss / d a[i] = loss(a + e_i) - loss(a).
     CpuBackend cpu;
-    Executor ex(*m.model.tape, cpu);
-    StepResult step = grad(ex, m.model.loss);
+    StepResult step = check_output_then_step(m, expected, cpu);
     REQUIRE(m.parameter_names.size() == 2);
     for (int which = 0; which < 2; ++which) {
       HostArray g = cpu.download(step.gradients.at(m.parameter_names[which].first));
@@ -601,13 +607,9 @@ TEST_CASE("ONNX MatMul of a transposed weight is recorded as linear, with the sa
     CHECK(linears == 1);
     CHECK(permutes == (also_read_elsewhere ? 1 : 0));
     if (also_read_elsewhere) continue;
-    HostArray y = eval(m.output);
-    REQUIRE(y.meta.shape == expected.meta.shape);
-    for (std::int64_t i = 0; i < y.numel(); ++i) CHECK(y.at(i) == doctest::Approx(expected.at(i)).epsilon(1e-5));
     // loss = sum(x W^T): d loss / d W[o][i] = sum over rows of x[., i].
     CpuBackend cpu;
-    Executor ex(*m.model.tape, cpu);
-    StepResult step = grad(ex, m.model.loss);
+    StepResult step = check_output_then_step(m, expected, cpu);
     int w_id = -1;
     for (const auto& [id, name] : m.parameter_names)
       if (name == "w") w_id = id;
